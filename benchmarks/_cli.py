@@ -1,0 +1,71 @@
+"""Shared plumbing for the benchmark binaries: flag errors, compilation cache, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+from absl import flags
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl flags parser for `app.run(main, flags_parser=parse_flags)`.
+
+    Any bad flag value is one line on stderr and exit status 2 (absl's default is a
+    usage dump and status 1).
+    """
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        usage_error(str(error), argv[0])
+
+
+def usage_error(message: str, program: str | None = None) -> None:
+    program = os.path.basename(program or sys.argv[0])
+    sys.stderr.write(f"{program}: error: {message}\n")
+    sys.exit(2)
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        usage_error(message)
+
+
+def enable_compilation_cache() -> str:
+    """Turns on JAX's persistent compilation cache so a repeated run skips compilation."""
+    cache_dir = os.environ.get("JAXMBRL_CACHE_DIR", os.path.expanduser("~/.cache/jaxmbrl/jax"))
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return cache_dir
+
+
+def compile_timed(fn, *args) -> tuple[Any, float]:
+    """AOT-compiles `jax.jit(fn)` for `args`; returns (compiled, seconds)."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+def to_builtin(value: Any) -> Any:
+    """Converts arrays and numpy scalars in a (nested) value to JSON-able Python objects."""
+    if isinstance(value, dict):
+        return {k: to_builtin(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_builtin(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Writes `obj` as JSON atomically (temp file + rename)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(to_builtin(obj), f, indent=2, allow_nan=True)
+        f.write("\n")
+    os.replace(tmp, path)

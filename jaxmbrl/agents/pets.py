@@ -1,0 +1,333 @@
+"""PETS agent: probabilistic ensembles with trajectory sampling, as pure functions.
+
+Chua, Calandra, McAllister, Levine, "Deep Reinforcement Learning in a Handful of Trials
+using Probabilistic Dynamics Models", NeurIPS 2018.
+
+One call of `trial_and_train(key, state, hparams)` advances an agent by one trial: reset the
+env, `lax.scan` over the trial's steps (plan with CEM on the learned model, act in MJX,
+record), add the trial to the replay buffer, then train the ensemble on all data so far.
+The first trial acts uniformly at random. Everything a tuner may change lives in
+`PETSHParams` (traced), so a population of agents is one `jax.vmap` of these functions.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmbrl import replay as replay_lib
+from jaxmbrl.models import ensemble as ensemble_lib
+from jaxmbrl.planning import cem as cem_lib
+from jaxmbrl.planning import trajectory_sampling
+
+
+class PETSConfig(NamedTuple):
+    """Static settings: everything that fixes a shape or a program."""
+
+    trial_length: int
+    ensemble_size: int = 5
+    num_elites: int = 5
+    max_hidden_width: int = 200
+    max_hidden_layers: int = 4
+    max_epochs: int = 5
+    train_batch_size: int = 32
+    activation: str | None = "silu"
+    max_horizon: int = 30
+    max_population: int = 500
+    max_iterations: int = 5
+    num_particles: int = 20
+    propagation: str = "ts_inf"
+    replay_capacity: int = 0  # 0: room for every trial of the run (set by the caller)
+
+
+class PETSHParams(NamedTuple):
+    """Traced, tunable hyperparameters of one agent."""
+
+    model: ensemble_lib.ModelHParams
+    planner: cem_lib.CEMHParams
+
+
+# Flat hyperparameter name -> (group, field, kind); kind 'int' values are shape-valued
+# (padded to a static maximum), 'float' values are plain traced scalars.
+HPARAMS = {
+    "learning_rate": ("model", "learning_rate", "float"),
+    "weight_decay": ("model", "weight_decay", "float"),
+    "epochs": ("model", "epochs", "int"),
+    "hidden_width": ("model", "hidden_width", "int"),
+    "hidden_layers": ("model", "hidden_layers", "int"),
+    "activation": ("model", "activation", "int"),
+    "horizon": ("planner", "horizon", "int"),
+    "population": ("planner", "population", "int"),
+    "iterations": ("planner", "iterations", "int"),
+    "elite_ratio": ("planner", "elite_ratio", "float"),
+    "alpha": ("planner", "alpha", "float"),
+}
+# The study's hyperparameter names (Zhang et al. 2021, Table 1) -> ours.
+STUDY_NAMES = {
+    "model_learning_rate": "learning_rate",
+    "model_weight_decay": "weight_decay",
+    "model_train_epoch": "epochs",
+    "hidden_layer_width": "hidden_width",
+    "num_hidden_layers": "hidden_layers",
+    "activation": "activation",
+    "plan_hor": "horizon",
+    "cem_popsize": "population",
+    "num_cem_iters": "iterations",
+    "cem_elites_ratio": "elite_ratio",
+    "cem_alpha": "alpha",
+}
+
+
+class AgentState(NamedTuple):
+    model: ensemble_lib.ModelState
+    replay: replay_lib.ReplayBuffer
+    trials: jax.Array  # int32 [], trials completed
+
+
+class PETS(NamedTuple):
+    config: PETSConfig
+    env: Any
+    ensemble: ensemble_lib.Ensemble
+    cem: cem_lib.CEM
+    default_hparams: PETSHParams
+    init: Any
+    run_trial: Any
+    train_model: Any
+    trial_and_train: Any
+
+
+def hparam_bounds(config: PETSConfig) -> dict[str, tuple[float, float]]:
+    """Valid closed range of every hyperparameter under the static maxima of `config`."""
+    return {
+        "learning_rate": (1e-8, 1.0),
+        "weight_decay": (0.0, 1.0),
+        "epochs": (1, config.max_epochs),
+        "hidden_width": (1, config.max_hidden_width),
+        "hidden_layers": (1, config.max_hidden_layers),
+        "activation": (0, len(ensemble_lib.ACTIVATIONS) - 1),
+        "horizon": (1, config.max_horizon),
+        "population": (1, config.max_population),
+        "iterations": (1, config.max_iterations),
+        "elite_ratio": (1e-6, 1.0),
+        "alpha": (0.0, 0.999),
+    }
+
+
+def hparams_dict(hparams: PETSHParams) -> dict[str, Any]:
+    """Flat {name: value} view of (possibly batched) hyperparameters."""
+    return {
+        name: getattr(getattr(hparams, group), field)
+        for name, (group, field, _) in HPARAMS.items()
+    }
+
+
+def replace_hparams(hparams: PETSHParams, values: dict[str, Any]) -> PETSHParams:
+    """Pure (jittable) replacement of flat-named values; no validation."""
+    groups = {"model": hparams.model._asdict(), "planner": hparams.planner._asdict()}
+    for name, value in values.items():
+        group, field, kind = HPARAMS[STUDY_NAMES.get(name, name)]
+        dtype = jnp.int32 if kind == "int" else jnp.float32
+        value = jnp.round(value) if kind == "int" else value
+        groups[group][field] = jnp.asarray(value).astype(dtype)
+    return PETSHParams(
+        model=type(hparams.model)(**groups["model"]),
+        planner=type(hparams.planner)(**groups["planner"]),
+    )
+
+
+def with_overrides(agent: PETS, hparams: PETSHParams, **values: Any) -> PETSHParams:
+    """Returns `hparams` with flat-named `values` replaced; values may be batched arrays.
+
+    Raises:
+      ValueError: on an unknown name or a value outside `hparam_bounds(agent.config)`.
+    """
+    bounds = hparam_bounds(agent.config)
+    for name, value in values.items():
+        name = STUDY_NAMES.get(name, name)
+        if name not in HPARAMS:
+            raise ValueError(f"unknown hyperparameter {name!r}; valid: {', '.join(HPARAMS)}")
+        low, high = bounds[name]
+        array = np.asarray(value, np.float64)
+        if array.size and (np.any(~np.isfinite(array)) or array.min() < low or array.max() > high):
+            raise ValueError(f"{name}={value} is outside the valid range [{low}, {high}]")
+    return replace_hparams(hparams, values)
+
+
+def _ensemble_config(env, config: PETSConfig) -> ensemble_lib.EnsembleConfig:
+    return ensemble_lib.EnsembleConfig(
+        input_size=env.obs_feature_size + env.action_size,
+        output_size=env.target_size,
+        ensemble_size=config.ensemble_size,
+        num_elites=config.num_elites,
+        max_hidden_width=config.max_hidden_width,
+        max_hidden_layers=config.max_hidden_layers,
+        max_epochs=config.max_epochs,
+        batch_size=config.train_batch_size,
+        activation=config.activation,
+    )
+
+
+def make_pets(env, config: PETSConfig) -> PETS:
+    """Builds the PETS agent for `env`.
+
+    Args:
+      env: a `jaxmbrl.envs` environment (reset/step, reward_fn, termination_fn and the
+        model pre/post-processing functions).
+      config: static sizes and maxima; `replay_capacity` must be > 0.
+
+    Returns:
+      A `PETS` NamedTuple of pure functions:
+        init(key, hparams) -> AgentState
+        run_trial(key, state, hparams) -> (state, metrics)
+        train_model(key, state, hparams) -> (state, metrics)
+        trial_and_train(key, state, hparams) -> (state, metrics)
+    """
+    if config.replay_capacity < config.trial_length:
+        raise ValueError(
+            f"replay_capacity={config.replay_capacity} must be >= trial_length="
+            f"{config.trial_length}"
+        )
+    if config.num_particles % config.num_elites:
+        raise ValueError(
+            f"num_particles={config.num_particles} must be a multiple of "
+            f"num_elites={config.num_elites}"
+        )
+    ensemble = ensemble_lib.make_ensemble(_ensemble_config(env, config))
+    cem = cem_lib.make_cem(
+        cem_lib.CEMConfig(
+            action_low=env.action_low,
+            action_high=env.action_high,
+            max_horizon=config.max_horizon,
+            max_population=config.max_population,
+            max_iterations=config.max_iterations,
+        )
+    )
+
+    def model_fn(model_state, obs, action):
+        inputs = jnp.concatenate([env.obs_preprocess(obs), action], axis=-1)
+        return ensemble.predict(model_state, inputs)
+
+    trajectory_cost = trajectory_sampling.make_trajectory_cost(
+        model_fn,
+        env.obs_postprocess,
+        env.reward_fn,
+        env.termination_fn,
+        num_particles=config.num_particles,
+        num_models=config.num_elites,
+        max_horizon=config.max_horizon,
+        propagation=config.propagation,
+    )
+    # The study's defaults, clipped to this config's static maxima.
+    default_hparams = PETSHParams(
+        model=ensemble_lib.default_model_hparams(_ensemble_config(env, config)),
+        planner=cem_lib.default_cem_hparams(),
+    )
+    bounds = hparam_bounds(config)
+    default_hparams = replace_hparams(
+        default_hparams,
+        {
+            name: jnp.clip(value, *bounds[name])
+            for name, value in hparams_dict(default_hparams).items()
+        },
+    )
+    low = jnp.asarray(env.action_low, jnp.float32)
+    high = jnp.asarray(env.action_high, jnp.float32)
+
+    def init(key: chex.PRNGKey, hparams: PETSHParams) -> AgentState:
+        model_state = ensemble.init(key, hparams.model)
+        buffer = replay_lib.replay_init(
+            config.replay_capacity, env.observation_size, env.action_size
+        )
+        return AgentState(model=model_state, replay=buffer, trials=jnp.zeros((), jnp.int32))
+
+    def _rollout(key, state: AgentState, hparams: PETSHParams, random_policy: bool):
+        reset_key, steps_key = jax.random.split(key)
+        env_state = env.reset(reset_key)
+        del reset_key
+
+        def policy(key, obs, plan):
+            if random_policy:
+                return jax.random.uniform(key, low.shape, minval=low, maxval=high), plan
+            cost_fn = functools.partial(_cost_of, state.model, obs)
+            plan, _ = cem.optimize(key, cost_fn, plan, hparams.planner)
+            return plan[0], cem.shift(plan, hparams.planner)
+
+        def _cost_of(model_state, obs, key, actions, horizon):
+            return trajectory_cost(key, model_state, obs, actions, horizon)
+
+        def body(carry, key):
+            env_state, plan = carry
+            action, plan = policy(key, env_state.obs, plan)
+            next_state = env.step(env_state, action)
+            alive = env_state.done < 0.5
+            transition = dict(
+                obs=env_state.obs,
+                action=action,
+                next_obs=next_state.obs,
+                reward=next_state.reward,
+                done=next_state.done,
+                mask=alive & (next_state.metrics["diverged"] < 0.5),
+                diverged=next_state.metrics["diverged"],
+            )
+            return (next_state, plan), transition
+
+        keys = jax.random.split(steps_key, config.trial_length)
+        (_, _), traj = jax.lax.scan(body, (env_state, cem.initial_mean(hparams.planner)), keys)
+        return traj
+
+    def run_trial(key: chex.PRNGKey, state: AgentState, hparams: PETSHParams):
+        """Runs one trial; the very first trial of an agent acts at random."""
+        traj = jax.lax.cond(
+            state.trials == 0,
+            lambda k: _rollout(k, state, hparams, True),
+            lambda k: _rollout(k, state, hparams, False),
+            key,
+        )
+        buffer = replay_lib.replay_add(
+            state.replay,
+            traj["obs"],
+            traj["action"],
+            traj["next_obs"],
+            traj["reward"],
+            traj["done"],
+            traj["mask"],
+        )
+        alive = traj["mask"] | (traj["diverged"] > 0.5)
+        metrics = dict(
+            trial_return=jnp.sum(jnp.where(alive, traj["reward"], 0.0)),
+            trial_length=jnp.sum(alive.astype(jnp.int32)),
+            diverged=jnp.max(traj["diverged"]),
+        )
+        return state._replace(replay=buffer, trials=state.trials + 1), metrics
+
+    def train_model(key: chex.PRNGKey, state: AgentState, hparams: PETSHParams):
+        buffer = state.replay
+        inputs = jnp.concatenate([env.obs_preprocess(buffer.obs), buffer.action], axis=-1)
+        targets = env.make_target(buffer.obs, buffer.next_obs)
+        model_state, metrics = ensemble.train(
+            key, state.model, inputs, targets, buffer.size, hparams.model
+        )
+        return state._replace(model=model_state), metrics
+
+    def trial_and_train(key: chex.PRNGKey, state: AgentState, hparams: PETSHParams):
+        trial_key, train_key = jax.random.split(key)
+        state, trial_metrics = run_trial(trial_key, state, hparams)
+        state, model_metrics = train_model(train_key, state, hparams)
+        return state, {**trial_metrics, **{f"model/{k}": v for k, v in model_metrics.items()}}
+
+    return PETS(
+        config=config,
+        env=env,
+        ensemble=ensemble,
+        cem=cem,
+        default_hparams=default_hparams,
+        init=init,
+        run_trial=run_trial,
+        train_model=train_model,
+        trial_and_train=trial_and_train,
+    )

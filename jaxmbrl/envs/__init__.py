@@ -1,0 +1,77 @@
+"""MJX environments of Zhang et al. 2021 (PETS tasks): registry and public API.
+
+``load(name, **overrides)`` builds an environment with its config fields overridden, e.g.
+``load('half_cheetah', iterations=8, episode_length=100)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxmbrl.envs.base import MjxConfig, MjxEnv, State
+from jaxmbrl.envs.cartpole import Cartpole, CartpoleConfig
+from jaxmbrl.envs.half_cheetah import HalfCheetah, HalfCheetahConfig
+from jaxmbrl.envs.hopper import Hopper, HopperConfig
+from jaxmbrl.envs.pusher import Pusher, PusherConfig
+from jaxmbrl.envs.reacher import Reacher, ReacherConfig
+from jaxmbrl.envs.wrappers import BatchedEnv, chunked_vmap
+
+_REGISTRY: dict[str, tuple[type[MjxEnv], type[MjxConfig]]] = {
+    "half_cheetah": (HalfCheetah, HalfCheetahConfig),
+    "hopper": (Hopper, HopperConfig),
+    "pusher": (Pusher, PusherConfig),
+    "reacher": (Reacher, ReacherConfig),
+    "cartpole": (Cartpole, CartpoleConfig),
+}
+ALL_ENVS: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def config_for(name: str, **overrides) -> MjxConfig:
+    """The config of env ``name`` with ``overrides``; ValueError on unknown names/fields."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown env {name!r}; valid: {', '.join(ALL_ENVS)}")
+    config_cls = _REGISTRY[name][1]
+    fields = [f.name for f in dataclasses.fields(config_cls)]
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown {name} config field(s) {unknown}; valid: {', '.join(fields)}")
+    return config_cls(**overrides)
+
+
+def load(name: str, **overrides) -> MjxEnv:
+    """Builds environment ``name`` (one of ALL_ENVS) with config fields ``overrides``.
+
+    Args:
+      name: environment name, one of ``ALL_ENVS``.
+      **overrides: config fields to change (see the env's ``*Config`` dataclass).
+
+    Returns:
+      The environment (reset/step are pure and jittable; the env holds no mutable state).
+
+    Raises:
+      ValueError: unknown name, unknown field or invalid value.
+    """
+    config = config_for(name, **overrides)
+    return _REGISTRY[name][0](config)
+
+
+__all__ = [
+    "ALL_ENVS",
+    "BatchedEnv",
+    "Cartpole",
+    "CartpoleConfig",
+    "HalfCheetah",
+    "HalfCheetahConfig",
+    "Hopper",
+    "HopperConfig",
+    "MjxConfig",
+    "MjxEnv",
+    "Pusher",
+    "PusherConfig",
+    "Reacher",
+    "ReacherConfig",
+    "State",
+    "chunked_vmap",
+    "config_for",
+    "load",
+]

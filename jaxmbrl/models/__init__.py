@@ -1,0 +1,31 @@
+"""Dynamics models: the probabilistic ensemble of PETS (Chua et al., NeurIPS 2018)."""
+
+from jaxmbrl.models.ensemble import (
+    ACTIVATIONS,
+    OPTIMIZERS,
+    PETS_CHEETAH_DECAY_SCALES,
+    Ensemble,
+    EnsembleConfig,
+    ModelHParams,
+    ModelState,
+    default_model_hparams,
+    forward_flops,
+    make_ensemble,
+    split_rows,
+)
+from jaxmbrl.models.network import EnsembleMLP
+
+__all__ = [
+    "ACTIVATIONS",
+    "OPTIMIZERS",
+    "PETS_CHEETAH_DECAY_SCALES",
+    "Ensemble",
+    "EnsembleConfig",
+    "EnsembleMLP",
+    "ModelHParams",
+    "ModelState",
+    "default_model_hparams",
+    "forward_flops",
+    "make_ensemble",
+    "split_rows",
+]

@@ -1,0 +1,117 @@
+"""Batched-weight ensemble MLP of PETS (Chua et al., NeurIPS 2018) with padded width/depth.
+
+All E members share one set of stacked weights with a leading member axis, so each layer is
+a single einsum over the member axis. Hidden width and depth are traced values: the weights
+have the static maximum shape, hidden units >= `hidden_width` are zeroed after the
+activation, and hidden-to-hidden layers beyond `hidden_layers` are skipped (identity), so
+a padded network computes exactly what an unpadded one with the sliced weights computes.
+The output is a Gaussian mean and a log-variance soft-clamped between learned bounds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = ("silu", "relu", "tanh", "sigmoid")
+_ACTIVATION_FNS = (jax.nn.silu, jax.nn.relu, jnp.tanh, jax.nn.sigmoid)
+
+# Which axis of each parameter is the ensemble-member axis (None: shared by all members).
+MEMBER_AXIS = {
+    "w_in": 0,
+    "b_in": 0,
+    "w_hid": 1,
+    "b_hid": 1,
+    "w_out": 0,
+    "b_out": 0,
+    "max_logvar": None,
+    "min_logvar": None,
+}
+
+
+def pets_kernel_init(key: jax.Array, shape: tuple, dtype=jnp.float32) -> jax.Array:
+    """PETS init: truncated normal (cut at +-2 std), std 1/(2 sqrt(fan_in)), fan_in = shape[-2]."""
+    std = 1.0 / (2.0 * math.sqrt(shape[-2]))
+    return std * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
+
+
+def activation_fn(name: str | None, index: jax.Array):
+    """Static activation by name, or (name None) a traced choice by index via lax.switch."""
+    if name is not None:
+        return _ACTIVATION_FNS[ACTIVATIONS.index(name)]
+    index = jnp.clip(jnp.asarray(index, jnp.int32), 0, len(ACTIVATIONS) - 1)
+    return lambda z: jax.lax.switch(index, _ACTIVATION_FNS, z)
+
+
+class EnsembleMLP(nn.Module):
+    """E-member MLP: input -> max_hidden_layers hidden layers -> (mean, logvar)."""
+
+    ensemble_size: int
+    input_size: int
+    output_size: int
+    max_hidden_width: int
+    max_hidden_layers: int
+    activation: str | None = "silu"
+
+    @nn.compact
+    def __call__(
+        self,
+        x: jax.Array,
+        hidden_width: jax.Array,
+        hidden_layers: jax.Array,
+        activation_index: jax.Array = 0,
+    ) -> tuple[jax.Array, jax.Array]:
+        """x: normalised inputs [E, N, input_size] -> (mean, logvar), each [E, N, output_size]."""
+        e, h, o = self.ensemble_size, self.max_hidden_width, self.output_size
+        extra = self.max_hidden_layers - 1
+        zeros = nn.initializers.zeros
+        w_in = self.param("w_in", pets_kernel_init, (e, self.input_size, h))
+        b_in = self.param("b_in", zeros, (e, 1, h))
+        w_hid = self.param("w_hid", pets_kernel_init, (extra, e, h, h))
+        b_hid = self.param("b_hid", zeros, (extra, e, 1, h))
+        w_out = self.param("w_out", pets_kernel_init, (e, h, 2 * o))
+        b_out = self.param("b_out", zeros, (e, 1, 2 * o))
+        max_logvar = self.param("max_logvar", nn.initializers.constant(0.5), (1, o))
+        min_logvar = self.param("min_logvar", nn.initializers.constant(-10.0), (1, o))
+
+        act = activation_fn(self.activation, activation_index)
+        # sigmoid(0) != 0, so padded units are masked after the activation.
+        unit_mask = (jnp.arange(h) < hidden_width).astype(x.dtype)
+        z = act(jnp.einsum("eni,eih->enh", x, w_in) + b_in) * unit_mask
+        for layer in range(extra):  # static depth <= max_hidden_layers, not a member loop
+            new_z = act(jnp.einsum("enh,ehk->enk", z, w_hid[layer]) + b_hid[layer]) * unit_mask
+            z = jnp.where(layer + 1 < hidden_layers, new_z, z)
+        out = jnp.einsum("enh,eho->eno", z, w_out) + b_out
+        mean, logvar = out[..., :o], out[..., o:]
+        logvar = max_logvar - jax.nn.softplus(max_logvar - logvar)
+        logvar = min_logvar + jax.nn.softplus(logvar - min_logvar)
+        return mean, logvar
+
+
+def gather_members(params: dict, members: jax.Array) -> dict:
+    """Selects ensemble members (e.g. the elites) from stacked parameters."""
+    out = {}
+    for name, value in params.items():
+        axis = MEMBER_AXIS[name]
+        out[name] = value if axis is None else jnp.take(value, members, axis=axis)
+    return out
+
+
+def active_masks(params: dict, hidden_width: jax.Array, hidden_layers: jax.Array) -> dict:
+    """1.0 where a weight matrix entry is in use for this width/depth, 0.0 elsewhere.
+
+    Only weight matrices get masks (weight decay applies to them, as in PETS); biases and
+    log-variance bounds map to None.
+    """
+    h = params["w_in"].shape[-1]
+    unit = (jnp.arange(h) < hidden_width).astype(jnp.float32)
+    extra = params["w_hid"].shape[0]
+    layer_on = (jnp.arange(extra) + 1 < hidden_layers).astype(jnp.float32)
+    return {
+        "w_in": unit[None, None, :],
+        "w_hid": layer_on[:, None, None, None] * unit[:, None] * unit[None, :],
+        "w_out": unit[None, :, None],
+    }

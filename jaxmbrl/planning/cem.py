@@ -1,0 +1,259 @@
+"""Cross-entropy method (CEM) planner of PETS (Chua et al., NeurIPS 2018), padded and masked.
+
+The planner optimises an action sequence of shape [max_horizon, A] over candidate batches of
+shape [max_population, max_horizon, A]. Horizon, population, number of iterations, elite ratio
+and momentum are traced values (`CEMHParams`), so one compiled program serves every setting a
+tuner proposes and can be vmapped over a population of agents with different settings.
+
+Masking is exact: a planner padded to (max_horizon, max_population, max_iterations) run with
+hparams (h, n, i) returns bit-for-bit the first h steps that an unpadded planner built with
+(h, n, i) returns for the same key, provided the cost function is itself prefix-stable. Three
+choices make this hold:
+  * noise for (iteration, candidate, step) comes from keys derived with `jax.random.fold_in`,
+    never from one draw of the padded shape;
+  * padded candidates get cost +inf and non-finite costs become 1e6 (as in the original), so a
+    stable argsort ranks the real candidates identically in both planners;
+  * elite statistics are sums over a zero-padded, rank-ordered, power-of-two buffer reduced by
+    explicit pairwise adds, so extra padding only adds exact zeros at the top of the tree.
+Steps >= horizon are sampled but ignored by the cost; iterations >= `iterations` are skipped by a
+`lax.while_loop` (under vmap it runs to the largest `iterations` among the agents).
+
+Defaults (the study's, see shared/reference/hpo_for_mbrl.md, "PETS"): horizon 30, population
+500, 5 iterations, elite ratio 0.1, alpha 0.1; initial variance (ub - lb)^2 / 16.
+"""
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# The original (handful-of-trials) replaces non-finite predicted costs by this value.
+NONFINITE_COST = 1e6
+
+# cost_fn(key, actions [max_population, max_horizon, A], horizon) -> costs [max_population]
+CostFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+
+
+class CEMConfig(NamedTuple):
+    """Static planner settings (they fix array shapes)."""
+
+    action_low: Any  # [A]
+    action_high: Any  # [A]
+    max_horizon: int = 30
+    max_population: int = 500
+    max_iterations: int = 5
+
+
+class CEMHParams(NamedTuple):
+    """Traced, per-agent tunable planner hyperparameters (scalars, or [B] when vmapped)."""
+
+    horizon: jax.Array  # int32, 1..max_horizon
+    population: jax.Array  # int32, 1..max_population
+    iterations: jax.Array  # int32, 1..max_iterations
+    elite_ratio: jax.Array  # float32, (0, 1]
+    alpha: jax.Array  # float32, [0, 1]: weight of the previous mean/variance
+
+
+class CEM(NamedTuple):
+    """Pure functions of a CEM planner built by `make_cem`."""
+
+    initial_mean: Callable[..., jax.Array]
+    optimize: Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+    shift: Callable[..., jax.Array]
+    sample: Callable[..., jax.Array]
+
+
+def default_cem_hparams(
+    horizon: int = 30,
+    population: int = 500,
+    iterations: int = 5,
+    elite_ratio: float = 0.1,
+    alpha: float = 0.1,
+) -> CEMHParams:
+    """The study's CEM defaults (30, 500, 5, 0.1, 0.1), overridable, as jnp scalars."""
+    return CEMHParams(
+        horizon=jnp.asarray(horizon, jnp.int32),
+        population=jnp.asarray(population, jnp.int32),
+        iterations=jnp.asarray(iterations, jnp.int32),
+        elite_ratio=jnp.asarray(elite_ratio, jnp.float32),
+        alpha=jnp.asarray(alpha, jnp.float32),
+    )
+
+
+def check_cem_hparams(config: CEMConfig, hparams: CEMHParams) -> None:
+    """Eagerly validates concrete hparams against `config` (inside jit they are clamped)."""
+    limits = {
+        "horizon": (1, config.max_horizon),
+        "population": (1, config.max_population),
+        "iterations": (1, config.max_iterations),
+        "elite_ratio": (0.0, 1.0),
+        "alpha": (0.0, 1.0),
+    }
+    for name, (low, high) in limits.items():
+        value = np.asarray(getattr(hparams, name))
+        above_low = value > low if name == "elite_ratio" else value >= low
+        if not np.all(above_low & (value <= high)):
+            bracket = "(" if name == "elite_ratio" else "["
+            raise ValueError(
+                f"CEMHParams.{name}={value.tolist()} outside the valid range "
+                f"{bracket}{low}, {high}]"
+            )
+
+
+def planning_flops(
+    forward_flops_per_row: float,
+    hparams: CEMHParams,
+    num_particles: int,
+    *,
+    padded_population: int | None = None,
+) -> np.ndarray:
+    """Model FLOPs of one planning step (one action): iterations*population*particles*horizon*f.
+
+    Args:
+      forward_flops_per_row: FLOPs of one ensemble member's forward pass on one input row.
+      hparams: concrete CEMHParams (scalars, or [B] arrays for a population of agents).
+      num_particles: particles per candidate.
+      padded_population: if given (the config's max_population), count the FLOPs the padded
+        program executes instead of the useful ones (padded candidates are evaluated too).
+
+    Returns:
+      float64 array of the shape of the hparams' fields.
+    """
+    population = np.asarray(hparams.population, np.float64)
+    if padded_population is not None:
+        population = np.full_like(population, float(padded_population))
+    return (
+        np.asarray(hparams.iterations, np.float64)
+        * population
+        * float(num_particles)
+        * np.asarray(hparams.horizon, np.float64)
+        * float(forward_flops_per_row)
+    )
+
+
+def _tree_sum(x: jax.Array, size: int) -> jax.Array:
+    """Sum over axis 0 by explicit pairwise adds on a zero-padded power-of-two buffer.
+
+    Padding a prefix with more zeros only adds exact zeros at the top of the tree, so the sum of
+    a prefix is bit-identical whatever the padded length (XLA's own reductions do not promise
+    this across lengths).
+    """
+    x = jnp.concatenate([x, jnp.zeros((size - x.shape[0],) + x.shape[1:], x.dtype)], axis=0)
+    while x.shape[0] > 1:
+        x = x[0::2] + x[1::2]
+    return x[0]
+
+
+def make_cem(config: CEMConfig) -> CEM:
+    """Builds a padded CEM planner (PETS' CEM with truncated-normal samples and momentum).
+
+    Args:
+      config: static settings; action bounds [A] and the maxima that fix the shapes.
+
+    Returns:
+      CEM with
+        initial_mean(hparams=None) -> [max_horizon, A] bounds' midpoint;
+        optimize(key, cost_fn, mean_init [max_horizon, A], hparams) -> (plan, info): plan
+          [max_horizon, A] is the mean of the elites of the last executed iteration (the
+          original returns the momentum-smoothed mean, given as info['smoothed_mean']); steps
+          >= horizon of the plan are meaningless; info holds scalars 'best_cost' and
+          'elite_cost' (best and mean elite cost of the last iteration), 'smoothed_mean' and
+          'var' [max_horizon, A];
+        shift(plan, hparams=None) -> warm start: plan shifted by one step, steps >= horizon - 1
+          set to the midpoint;
+        sample(key, mean, var) -> [max_population, max_horizon, A] candidates in bounds.
+    """
+    low = np.asarray(config.action_low, np.float32)
+    high = np.asarray(config.action_high, np.float32)
+    if low.ndim != 1 or low.shape != high.shape or low.size == 0:
+        raise ValueError(
+            f"action_low/action_high must be 1-D of equal length, got {low.shape} and {high.shape}"
+        )
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
+        raise ValueError(f"action bounds must be finite with low < high, got {low} and {high}")
+    for name in ("max_horizon", "max_population", "max_iterations"):
+        value = getattr(config, name)
+        if not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"CEMConfig.{name}={value!r} must be an int >= 1")
+    num_actions = low.shape[0]
+    max_h, max_p, max_i = (
+        int(config.max_horizon),
+        int(config.max_population),
+        int(config.max_iterations),
+    )
+    buffer = 1 << (max_p - 1).bit_length()  # power of two >= max_population
+    midpoint = jnp.asarray((low + high) / 2)
+    init_var = jnp.broadcast_to(jnp.asarray((high - low) ** 2 / 16), (max_h, num_actions))
+    low_j, high_j = jnp.asarray(low), jnp.asarray(high)
+
+    def initial_mean(hparams: CEMHParams | None = None) -> jax.Array:
+        del hparams
+        return jnp.broadcast_to(midpoint, (max_h, num_actions))
+
+    def sample(key: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
+        chex.assert_shape([mean, var], (max_h, num_actions))
+
+        def noise(cand_key, step):
+            step_key = jax.random.fold_in(cand_key, step)
+            return jax.random.truncated_normal(step_key, -2.0, 2.0, (num_actions,), jnp.float32)
+
+        cand_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(max_p))
+        eps = jax.vmap(jax.vmap(noise, (None, 0)), (0, None))(cand_keys, jnp.arange(max_h))
+        # Cap the variance so that 2 std around the mean stay inside the bounds.
+        var = jnp.minimum(var, jnp.minimum(((mean - low_j) / 2) ** 2, ((high_j - mean) / 2) ** 2))
+        return jnp.clip(mean + jnp.sqrt(var) * eps, low_j, high_j)
+
+    def optimize(
+        key: jax.Array, cost_fn: CostFn, mean_init: jax.Array, hparams: CEMHParams
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        chex.assert_shape(mean_init, (max_h, num_actions))
+        horizon = jnp.clip(hparams.horizon, 1, max_h).astype(jnp.int32)
+        population = jnp.clip(hparams.population, 1, max_p).astype(jnp.int32)
+        iterations = jnp.clip(hparams.iterations, 1, max_i).astype(jnp.int32)
+        ratio = jnp.clip(hparams.elite_ratio.astype(jnp.float32), 0.0, 1.0)
+        num_elites = jnp.clip(jnp.round(ratio * population), 1, population).astype(jnp.int32)
+        alpha = jnp.clip(hparams.alpha.astype(jnp.float32), 0.0, 1.0)
+        is_real = jnp.arange(max_p) < population
+        is_elite = (jnp.arange(max_p) < num_elites)[:, None, None]
+        elite_count = num_elites.astype(jnp.float32)
+
+        def body(carry):
+            it, mean, var, _, _, _ = carry
+            sample_key, cost_key = jax.random.split(jax.random.fold_in(key, it))
+            cands = sample(sample_key, mean, var)
+            costs = cost_fn(cost_key, cands, horizon).astype(jnp.float32)
+            chex.assert_shape(costs, (max_p,))
+            costs = jnp.where(jnp.isfinite(costs), costs, NONFINITE_COST)
+            costs = jnp.where(is_real, costs, jnp.inf)  # padded candidates rank after all real
+            order = jnp.argsort(costs, stable=True)
+            ranked, ranked_costs = cands[order], costs[order]
+            elite_mean = _tree_sum(jnp.where(is_elite, ranked, 0.0), buffer) / elite_count
+            dev = jnp.where(is_elite, ranked - elite_mean, 0.0)
+            elite_var = _tree_sum(dev * dev, buffer) / elite_count
+            elite_cost = _tree_sum(jnp.where(is_elite[:, 0, 0], ranked_costs, 0.0), buffer)
+            mean = alpha * mean + (1.0 - alpha) * elite_mean
+            var = alpha * var + (1.0 - alpha) * elite_var
+            return it + 1, mean, var, elite_mean, ranked_costs[0], elite_cost / elite_count
+
+        mean0 = jnp.clip(mean_init.astype(jnp.float32), low_j, high_j)
+        inf = jnp.asarray(jnp.inf, jnp.float32)
+        init = (jnp.asarray(0, jnp.int32), mean0, init_var, mean0, inf, inf)
+        _, mean, var, plan, best, elite_cost = jax.lax.while_loop(
+            lambda carry: carry[0] < iterations, body, init
+        )
+        info = {"best_cost": best, "elite_cost": elite_cost, "smoothed_mean": mean, "var": var}
+        return plan, info
+
+    def shift(plan: jax.Array, hparams: CEMHParams | None = None) -> jax.Array:
+        chex.assert_shape(plan, (max_h, num_actions))
+        shifted = jnp.concatenate([plan[1:], midpoint[None]], axis=0)
+        if hparams is None:
+            return shifted
+        horizon = jnp.clip(hparams.horizon, 1, max_h)
+        # Steps the current horizon never planned restart from the midpoint.
+        return jnp.where(jnp.arange(max_h)[:, None] >= horizon - 1, midpoint, shifted)
+
+    return CEM(initial_mean=initial_mean, optimize=optimize, shift=shift, sample=sample)

@@ -1,0 +1,182 @@
+"""Trajectory-sampling costs of PETS (Chua et al., NeurIPS 2018): TS-inf, TS-1 and expectation.
+
+Each of P candidate action sequences is evaluated with `num_particles` particles propagated
+through a probabilistic ensemble of `num_models` members. Particles live in the layout
+[num_models, P, particles_per_model, ...] for the whole rollout, so every step is ONE batched
+forward pass per member on [num_models, P * particles_per_model, ...] rows without transposes.
+Particle j of a candidate sits at (model j % num_models, slot j // num_models):
+  * 'ts_inf': particle j keeps model j % num_models for the whole horizon (the original's
+    default); next target = mean + exp(logvar / 2) * eps;
+  * 'ts_1': before every step each group of num_models particles (one slot of every model) is
+    randomly permuted across the model axis, so every particle gets a uniformly random model and
+    every model still sees exactly particles_per_model particles of each candidate;
+  * 'expectation': no sampling, the predicted mean is propagated (model j % num_models).
+Random numbers for (step, candidate) come from keys derived with `jax.random.fold_in`, so the
+costs of candidate i do not depend on how many (padded) candidates are evaluated beside it.
+
+Per step the reward is reward_fn(obs, action, next_obs); once termination_fn fires for a
+particle, its later rewards are dropped (the terminating step's reward counts, as in mbrl-lib's
+ModelEnv). Steps >= horizon are not run: the loop is a `fori_loop` with a traced trip count
+(under vmap it runs to the largest horizon among the agents). cost = -mean over particles of the
+summed reward; a non-finite cost becomes 1e6 (the original's value).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from jaxmbrl.planning.cem import NONFINITE_COST
+
+PROPAGATIONS = ("ts_inf", "ts_1", "expectation")
+
+# model_fn(model_state, obs [K, N, O], action [K, N, A]) -> (mean, logvar) [K, N, T]
+ModelFn = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def make_trajectory_rollout(
+    model_fn: ModelFn,
+    obs_postprocess: Callable[[jax.Array, jax.Array], jax.Array],
+    reward_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    termination_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None,
+    *,
+    num_particles: int,
+    num_models: int,
+    max_horizon: int,
+    propagation: str = "ts_inf",
+) -> Callable[..., jax.Array]:
+    """Builds returns(key, model_state, obs [O], actions [P, H, A], horizon) -> [P, num_particles].
+
+    Args: as `make_trajectory_cost`.
+
+    Returns:
+      A pure function giving each particle's summed reward (column j = particle j, which uses
+      model j % num_models under 'ts_inf' and 'expectation'); non-finite values are kept.
+    """
+    if propagation not in PROPAGATIONS:
+        raise ValueError(f"propagation={propagation!r} must be one of {PROPAGATIONS}")
+    for name, value in (
+        ("num_particles", num_particles),
+        ("num_models", num_models),
+        ("max_horizon", max_horizon),
+    ):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be an int >= 1")
+    if num_particles % num_models:
+        raise ValueError(
+            f"num_particles={num_particles} must be a multiple of num_models={num_models}"
+        )
+    num_m, per_model = num_models, num_particles // num_models
+
+    def candidate_noise(key, shape):
+        # [M, P, G, *shape] from one key per candidate: prefix-stable in P.
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(shape[0]))
+        draw = lambda k: jax.random.normal(k, (num_m, per_model) + shape[1:], jnp.float32)
+        return jax.vmap(draw, out_axes=1)(keys)
+
+    def candidate_permutation(key, num_cands):
+        # [M, P, G]: for each (candidate, slot) a random permutation of the model axis.
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(num_cands))
+        draw = lambda k: jnp.argsort(jax.random.uniform(k, (per_model, num_m)), axis=-1)
+        return jnp.transpose(jax.vmap(draw)(keys), (2, 0, 1))
+
+    def returns(
+        key: jax.Array, model_state: Any, obs: jax.Array, actions: jax.Array, horizon: jax.Array
+    ) -> jax.Array:
+        chex.assert_rank(obs, 1)
+        chex.assert_rank(actions, 3)
+        num_cands, act_dim = actions.shape[0], actions.shape[2]
+        chex.assert_shape(actions, (num_cands, max_horizon, act_dim))
+        rows = num_cands * per_model
+        horizon = jnp.clip(horizon, 1, max_horizon).astype(jnp.int32)
+        actions_by_step = jnp.swapaxes(actions.astype(jnp.float32), 0, 1)  # [H, P, A]
+        obs0 = jnp.broadcast_to(obs.astype(jnp.float32), (num_m, rows, obs.shape[0]))
+        sum0 = jnp.zeros((num_m, rows), jnp.float32)
+        alive0 = jnp.ones((num_m, rows), bool)
+
+        def step(t, carry):
+            cur_obs, total, alive = carry
+            noise_key, perm_key = jax.random.split(jax.random.fold_in(key, t))
+            if propagation == "ts_1":
+                perm = candidate_permutation(perm_key, num_cands)
+                regroup = lambda x: x.reshape((num_m, num_cands, per_model) + x.shape[2:])
+                move = lambda x, p: jnp.take_along_axis(regroup(x), p, axis=0).reshape(x.shape)
+                cur_obs = move(cur_obs, perm[..., None])
+                total, alive = move(total, perm), move(alive, perm)
+            act = jax.lax.dynamic_index_in_dim(actions_by_step, t, keepdims=False)  # [P, A]
+            act = jnp.broadcast_to(act[None, :, None], (num_m, num_cands, per_model, act_dim))
+            act = act.reshape(num_m, rows, act_dim)
+            mean, logvar = model_fn(model_state, cur_obs, act)
+            chex.assert_rank(mean, 3)
+            chex.assert_equal_shape([mean, logvar])
+            if propagation == "expectation":
+                target = mean
+            else:
+                eps = candidate_noise(noise_key, (num_cands, mean.shape[-1]))
+                target = mean + jnp.exp(0.5 * logvar) * eps.reshape(mean.shape)
+            next_obs = obs_postprocess(cur_obs, target)
+            reward = reward_fn(cur_obs, act, next_obs)
+            chex.assert_shape(reward, (num_m, rows))
+            # where, not multiply: a dead particle's NaN reward must not leak into its sum.
+            total = total + jnp.where(alive, reward, 0.0)
+            if termination_fn is not None:
+                alive = alive & ~termination_fn(cur_obs, act, next_obs)
+            return next_obs, total, alive
+
+        _, total, _ = jax.lax.fori_loop(0, horizon, step, (obs0, sum0, alive0))
+        # [M, P, G] -> [P, G, M] -> [P, N]: column g * M + m = particle j with j % M == m.
+        total = jnp.transpose(total.reshape(num_m, num_cands, per_model), (1, 2, 0))
+        return total.reshape(num_cands, num_particles)
+
+    return returns
+
+
+def make_trajectory_cost(
+    model_fn: ModelFn,
+    obs_postprocess: Callable[[jax.Array, jax.Array], jax.Array],
+    reward_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    termination_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None,
+    *,
+    num_particles: int,
+    num_models: int,
+    max_horizon: int,
+    propagation: str = "ts_inf",
+) -> Callable[..., jax.Array]:
+    """Builds costs(key, model_state, obs [O], actions [P, max_horizon, A], horizon) -> [P].
+
+    Args:
+      model_fn: (model_state, obs [K, N, O], action [K, N, A]) -> (mean, logvar) [K, N, T], the
+        ensemble's prediction in target space, member k on rows [k].
+      obs_postprocess: (obs, target) -> next_obs (e.g. obs + predicted delta).
+      reward_fn: (obs, action, next_obs) -> reward, any leading dims.
+      termination_fn: (obs, action, next_obs) -> bool, any leading dims; None: never terminates.
+      num_particles: particles per candidate, a multiple of num_models.
+      num_models: ensemble members used for propagation (K).
+      max_horizon: static length of the action sequences.
+      propagation: 'ts_inf', 'ts_1' or 'expectation'.
+
+    Returns:
+      costs(key, model_state, obs, actions, horizon) -> -mean over particles of the summed reward
+      of the first `horizon` steps, [P] float32; non-finite costs become 1e6. Bind model_state
+      and obs to get CEM's cost_fn(key, actions, horizon).
+    """
+    rollout = make_trajectory_rollout(
+        model_fn,
+        obs_postprocess,
+        reward_fn,
+        termination_fn,
+        num_particles=num_particles,
+        num_models=num_models,
+        max_horizon=max_horizon,
+        propagation=propagation,
+    )
+
+    def costs(
+        key: jax.Array, model_state: Any, obs: jax.Array, actions: jax.Array, horizon: jax.Array
+    ) -> jax.Array:
+        cost = -jnp.mean(rollout(key, model_state, obs, actions, horizon), axis=1)
+        return jnp.where(jnp.isfinite(cost), cost, NONFINITE_COST)
+
+    return costs

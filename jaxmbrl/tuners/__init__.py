@@ -1,0 +1,79 @@
+"""Search spaces and population tuners of Zhang et al. (AISTATS 2021).
+
+Random search, Hyperband (Li et al. 2018), PBT (Jaderberg et al. 2017) and PBT with
+backtracking, as optax-style factories of pure, jittable functions over N slots.
+"""
+
+from jaxmbrl.tuners.base import (
+    Decision,
+    Tuner,
+    apply_decision,
+    fitness_from_returns,
+    rank_fitness,
+    sanitize_fitness,
+)
+from jaxmbrl.tuners.hyperband import (
+    HyperbandState,
+    brackets,
+    history,
+    hyperband,
+    incumbent,
+    is_done,
+)
+from jaxmbrl.tuners.pbt import PBTConfig, PBTState, pbt, pbt_config, quantile_counts
+from jaxmbrl.tuners.pbt_bt import Archive, PBTBTState, pbt_bt
+from jaxmbrl.tuners.random_search import RandomSearchState, random_search
+from jaxmbrl.tuners.schedule import (
+    hparams_schedule,
+    lineage,
+    make_schedule_replay,
+    record,
+    stack_decisions,
+)
+from jaxmbrl.tuners.space import (
+    SPACE_NAMES,
+    Categorical,
+    Float,
+    Int,
+    SearchSpace,
+    get_space,
+)
+
+TUNERS = ("random_search", "hyperband", "pbt", "pbt_bt")
+
+__all__ = [
+    "SPACE_NAMES",
+    "TUNERS",
+    "Archive",
+    "Categorical",
+    "Decision",
+    "Float",
+    "HyperbandState",
+    "Int",
+    "PBTBTState",
+    "PBTConfig",
+    "PBTState",
+    "RandomSearchState",
+    "SearchSpace",
+    "Tuner",
+    "apply_decision",
+    "brackets",
+    "fitness_from_returns",
+    "get_space",
+    "history",
+    "hparams_schedule",
+    "hyperband",
+    "incumbent",
+    "is_done",
+    "lineage",
+    "make_schedule_replay",
+    "pbt",
+    "pbt_bt",
+    "pbt_config",
+    "quantile_counts",
+    "random_search",
+    "rank_fitness",
+    "record",
+    "sanitize_fitness",
+    "stack_decisions",
+]

@@ -1,0 +1,289 @@
+"""Tests of the PETS probabilistic ensemble (jaxmbrl.models)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmbrl import models
+from jaxmbrl.models import ensemble as ensemble_lib
+
+CFG = models.EnsembleConfig(
+    input_size=1,
+    output_size=1,
+    ensemble_size=3,
+    num_elites=2,
+    max_hidden_width=32,
+    max_hidden_layers=3,
+    max_epochs=20,
+    batch_size=32,
+)
+CAPACITY = 1024
+
+
+def hparams(cfg=CFG, **kw):
+    hp = models.default_model_hparams(cfg)
+    dtypes = {f: getattr(hp, f).dtype for f in hp._fields}
+    return hp._replace(**{k: jnp.asarray(v, dtypes[k]) for k, v in kw.items()})
+
+
+def noise_std(x):
+    return 0.15 + 0.1 * x / 3.0  # 0.05 at x=-3 .. 0.25 at x=3
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-3.0, 3.0, (CAPACITY, 1)).astype(np.float32)
+    y = (np.sin(x) + noise_std(x) * rng.normal(size=x.shape)).astype(np.float32)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def ens():
+    ensemble = models.make_ensemble(CFG)
+    traces = []
+
+    def counted_train(*args):
+        traces.append(1)  # runs once per trace (compilation), not per call
+        return ensemble.train(*args)
+
+    return dict(
+        ensemble=ensemble,
+        init=jax.jit(ensemble.init),
+        train=jax.jit(counted_train),
+        predict=jax.jit(ensemble.predict),
+        traces=traces,
+    )
+
+
+def test_heteroscedastic_toy_nll_falls_and_std_tracks_noise(ens, data):
+    x, y = data
+    hp = hparams(learning_rate=3e-3, epochs=20)
+    state = ens["init"](jax.random.key(0), hp)
+    state, m0 = ens["train"](jax.random.key(1), state, x, y, 1000, hparams(epochs=0))
+    assert int(m0["steps"]) == 0
+    for i in range(2):
+        state, m = ens["train"](jax.random.key(2 + i), state, x, y, 1000, hp)
+        if i == 0:
+            assert m["train_nll"] < m["train_nll_first_epoch"] - 0.5
+    assert int(m["nonfinite"]) == 0
+    assert int(m["steps"]) == 20 * int(np.ceil(int(m["num_train"]) / CFG.batch_size))
+    assert m["val_nll"] < m0["val_nll"] - 1.0
+    assert m["val_mse"] < 0.08  # noise variance alone averages ~0.025
+
+    grid = np.linspace(-2.5, 2.5, 21, dtype=np.float32)[:, None]
+    mean, logvar = ens["predict"](state, jnp.broadcast_to(grid, (CFG.num_elites, 21, 1)))
+    pred_std = np.exp(0.5 * np.asarray(logvar)).mean(axis=0)
+    ratio = pred_std / noise_std(grid)
+    # Tolerance: predicted std within 35% of the true noise std everywhere on the grid,
+    # and within 15% on average; the mean within 0.15 of sin(x).
+    assert np.all((ratio > 0.65) & (ratio < 1.35)), ratio.ravel()
+    assert abs(np.mean(ratio) - 1.0) < 0.15, np.mean(ratio)
+    assert np.max(np.abs(np.asarray(mean).mean(axis=0) - np.sin(grid))) < 0.15
+
+
+def slice_params(params, width, layers):
+    return {
+        "w_in": params["w_in"][:, :, :width],
+        "b_in": params["b_in"][:, :, :width],
+        "w_hid": params["w_hid"][: layers - 1, :, :width, :width],
+        "b_hid": params["b_hid"][: layers - 1, :, :, :width],
+        "w_out": params["w_out"][:, :width],
+        "b_out": params["b_out"],
+        "max_logvar": params["max_logvar"],
+        "min_logvar": params["min_logvar"],
+    }
+
+
+def test_padded_predict_equals_unpadded_for_every_activation():
+    width, layers = 5, 2
+    padded_cfg = CFG._replace(max_hidden_width=16, max_hidden_layers=4, activation=None)
+    padded = models.make_ensemble(padded_cfg)
+    padded_init, padded_predict = jax.jit(padded.init), jax.jit(padded.predict)
+    x = jax.random.normal(jax.random.key(3), (CFG.ensemble_size, 7, 1))
+    for act, name in enumerate(models.ACTIVATIONS):
+        hp = hparams(padded_cfg, hidden_width=width, hidden_layers=layers, activation=act)
+        state = padded_init(jax.random.key(act), hp)
+        # Nonzero biases so the masked units would show if they leaked (sigmoid(0) = 0.5).
+        state = state._replace(
+            params={**state.params, "b_in": state.params["b_in"] + 0.3},
+            input_mean=jnp.array([0.2]),
+            input_std=jnp.array([1.7]),
+        )
+        small_cfg = CFG._replace(max_hidden_width=width, max_hidden_layers=layers, activation=name)
+        small = models.make_ensemble(small_cfg)
+        small_state = jax.jit(small.init)(jax.random.key(9), hparams(small_cfg))._replace(
+            params=slice_params(state.params, width, layers),
+            input_mean=state.input_mean,
+            input_std=state.input_std,
+        )
+        got_want = zip(
+            padded_predict(state, x), jax.jit(small.predict)(small_state, x), strict=True
+        )
+        for got, want in got_want:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_padded_training_equals_unpadded(data, optimizer):
+    """Masked weight decay and masked units: the active weights train exactly as unpadded."""
+    x, y = data
+    width, layers = 6, 2
+    big_cfg = CFG._replace(max_hidden_width=10, max_hidden_layers=3, optimizer=optimizer)
+    small_cfg = big_cfg._replace(max_hidden_width=width, max_hidden_layers=layers)
+    big, small = models.make_ensemble(big_cfg), models.make_ensemble(small_cfg)
+    kw = dict(learning_rate=1e-2, weight_decay=1e-2, epochs=2)
+    hp_big = hparams(big_cfg, hidden_width=width, hidden_layers=layers, **kw)
+    state = jax.jit(big.init)(jax.random.key(0), hp_big)
+    small_state = jax.jit(small.init)(jax.random.key(1), hparams(small_cfg))
+    small_state = small_state._replace(params=slice_params(state.params, width, layers))
+    state, m_big = jax.jit(big.train)(jax.random.key(2), state, x, y, 300, hp_big)
+    small_state, m_small = jax.jit(small.train)(
+        jax.random.key(2), small_state, x, y, 300, hparams(small_cfg, **kw)
+    )
+    assert int(m_big["steps"]) > 0
+    np.testing.assert_allclose(m_big["train_nll"], m_small["train_nll"], rtol=1e-4)
+    got = slice_params(state.params, width, layers)
+    for name, want in small_state.params.items():
+        np.testing.assert_allclose(got[name], want, rtol=1e-4, atol=1e-5, err_msg=name)
+    np.testing.assert_array_equal(state.elites, small_state.elites)
+
+
+def test_vmap_over_hparams_matches_separate_runs_and_isolates_nan(ens, data):
+    x, y = data
+    members = [
+        hparams(learning_rate=1e-3, epochs=3),
+        hparams(learning_rate=5e-3, epochs=5, hidden_width=16, hidden_layers=2),
+        hparams(learning_rate=1e35, epochs=4, hidden_width=8),  # diverges
+    ]
+    stacked = jax.tree.map(lambda *v: jnp.stack(v), *members)
+    keys = jax.random.split(jax.random.key(7), 3)
+    init_keys, train_keys = keys, jax.random.split(jax.random.key(8), 3)
+    states = jax.jit(jax.vmap(ens["ensemble"].init))(init_keys, stacked)
+    train_v = jax.jit(jax.vmap(ens["ensemble"].train, in_axes=(0, 0, None, None, None, 0)))
+    states, metrics = train_v(train_keys, states, x, y, 200, stacked)
+    np.testing.assert_array_equal(metrics["nonfinite"], [0, 0, 1])
+    for i, hp in enumerate(members):
+        state = ens["init"](init_keys[i], hp)
+        state, m = ens["train"](train_keys[i], state, x, y, 200, hp)
+        assert int(m["nonfinite"]) == int(metrics["nonfinite"][i])
+        assert int(m["steps"]) == int(metrics["steps"][i])
+        if i == 2:
+            continue
+        for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(states.params), strict=True):
+            np.testing.assert_allclose(a, b[i], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(m["val_mse"], metrics["val_mse"][i], rtol=1e-4)
+    # The diverged member predicts non-finite values without raising; the others stay finite.
+    inputs = jnp.zeros((3, CFG.num_elites, 4, 1))
+    mean, _ = jax.vmap(ens["predict"])(states, inputs)
+    assert np.all(np.isfinite(mean[:2])) and not np.all(np.isfinite(mean[2]))
+
+
+def test_no_recompilation_when_hparams_or_data_size_change(ens, data):
+    x, y = data
+    state = ens["init"](jax.random.key(0), hparams())
+    calls = [
+        (hparams(learning_rate=1e-3, epochs=1), 100),
+        (hparams(learning_rate=2e-2, weight_decay=1e-3, epochs=2, hidden_width=7), 500),
+        (hparams(epochs=1, hidden_layers=1), 1024),
+    ]
+    state, _ = ens["train"](jax.random.key(1), state, x, y, 50, hparams(epochs=1))
+    traces, cache_size = len(ens["traces"]), ens["train"]._cache_size()
+    for i, (hp, n) in enumerate(calls):
+        state, m = ens["train"](jax.random.key(i), state, x, y, n, hp)
+        assert int(m["num_train"]) + int(m["num_val"]) == n
+    assert len(ens["traces"]) == traces
+    assert ens["train"]._cache_size() == cache_size
+
+
+def test_rows_beyond_num_valid_are_ignored(ens, data):
+    x, y = data
+    x_bad = x.copy()
+    x_bad[300:] = np.nan
+    hp = hparams(epochs=2)
+    state = ens["init"](jax.random.key(0), hp)
+    state_a, m_a = ens["train"](jax.random.key(1), state, x, y, 300, hp)
+    state_b, m_b = ens["train"](jax.random.key(1), state, x_bad, y, 300, hp)
+    assert int(m_b["nonfinite"]) == 0
+    np.testing.assert_allclose(state_a.input_mean, np.mean(x[:300], axis=0), rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(state_a.params), jax.tree.leaves(state_b.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_elites_are_chosen_by_validation_error(ens, data):
+    x, y = data
+    hp = hparams()
+    state = ens["init"](jax.random.key(0), hp)
+    sabotaged = state.params["b_out"].at[1, :, 0].add(10.0)  # member 1's mean is off by 10
+    state = state._replace(params={**state.params, "b_out": sabotaged})
+    state, m = ens["train"](jax.random.key(1), state, x, y, 800, hparams(epochs=0))
+    assert 1 not in np.asarray(state.elites)
+    assert int(np.argmax(state.val_mse)) == 1
+    # Elites are ordered best first and predict(K == num_elites) uses exactly them.
+    assert state.val_mse[state.elites[0]] <= state.val_mse[state.elites[1]]
+    inputs = jnp.broadcast_to(x[:5], (CFG.ensemble_size, 5, 1))
+    full_mean, _ = ens["predict"](state, inputs)
+    elite_mean, _ = ens["predict"](state, inputs[: CFG.num_elites])
+    np.testing.assert_allclose(elite_mean, full_mean[np.asarray(state.elites)], rtol=1e-6)
+
+
+def test_split_rows_is_stable_as_buffer_grows():
+    train_small, val_small = models.split_rows(500, 0.1)
+    train_big, val_big = models.split_rows(5000, 0.1)
+    np.testing.assert_array_equal(val_big[val_big < 500], val_small)
+    np.testing.assert_array_equal(train_big[train_big < 500], train_small)
+    assert abs(len(val_big) / 5000 - 0.1) < 0.005
+    assert len(np.intersect1d(train_big, val_big)) == 0
+
+
+def test_forward_flops_hand_computed():
+    cfg = models.EnsembleConfig(input_size=24, output_size=18)  # 24-200x4-36
+    full = 2 * (24 * 200 + 3 * 200 * 200 + 200 * 36)
+    assert models.forward_flops(cfg) == full == 264_000
+    assert models.forward_flops(cfg, (200, 200, 200, 200)) == full
+    hp = hparams(cfg, hidden_width=100, hidden_layers=2)
+    assert models.forward_flops(cfg, hp) == 2 * (24 * 100 + 100 * 100 + 100 * 36) == 32_000
+    assert models.forward_flops(cfg, [100, 100]) == 32_000
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(activation="gelu"), "activation"),
+        (dict(num_elites=4), "num_elites"),
+        (dict(optimizer="sgd"), "optimizer"),
+        (dict(layer_decay_scales=(1.0, 1.0)), "layer_decay_scales"),
+        (dict(validation_ratio=1.0), "validation_ratio"),
+    ],
+)
+def test_bad_config_raises(change, match):
+    with pytest.raises(ValueError, match=match):
+        models.make_ensemble(CFG._replace(**change))
+
+
+def test_predict_rejects_wrong_member_count(ens):
+    state = ens["init"](jax.random.key(0), hparams())
+    with pytest.raises(ValueError, match="ensemble_size"):
+        ens["ensemble"].predict(state, jnp.zeros((4, 2, 1)))
+
+
+def test_pets_decay_scales_match_paper():
+    wd = 7.5e-5
+    got = np.asarray(ensemble_lib.PETS_CHEETAH_DECAY_SCALES) * wd
+    np.testing.assert_allclose(got, [2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4], rtol=1e-6)
+
+
+def test_init_std_uses_active_fan_in(ens):
+    """PETS init: truncated normal (+-2 std), std 1/(2 sqrt(fan_in)) with the traced width."""
+    width = 8
+    params = ens["init"](jax.random.key(0), hparams(hidden_width=width)).params
+    trunc = 0.8796  # std of a standard normal truncated at +-2
+    hid = np.asarray(params["w_hid"][:, :, :width, :width])  # 2 x 3 x 8 x 8 = 384 samples
+    out = np.asarray(params["w_out"][:, :width])
+    for w in (hid, out):
+        assert abs(w.std() / (trunc / (2 * np.sqrt(width))) - 1.0) < 0.15
+        assert np.abs(w).max() <= 2.0 / (2 * np.sqrt(width)) + 1e-6
+    np.testing.assert_array_equal(params["b_in"], 0.0)
+    np.testing.assert_allclose(params["max_logvar"], 0.5)
+    np.testing.assert_allclose(params["min_logvar"], -10.0)
