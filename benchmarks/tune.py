@@ -26,6 +26,9 @@ _READY = flags.DEFINE_integer("ready_interval", 2, "Trials between tuner updates
 _SPACE = flags.DEFINE_string("space", "planning", "model | planning | static | all.")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _PRESET = flags.DEFINE_string("preset", "tiny", "tiny | paper.")
+_TRIAL_LENGTH = flags.DEFINE_integer(
+    "trial_length", 0, "Env steps per trial (0: the preset's; tiny caps episodes at 100)."
+)
 _ETA = flags.DEFINE_integer("eta", 3, "Hyperband's eta.")
 _OUT = flags.DEFINE_string("out", "runs/tune", "Output directory.")
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 1, "Tuner steps per checkpoint.")
@@ -41,7 +44,7 @@ def main(argv: list[str]) -> None:
     config = tuning.TuneConfig(
         env=_ENV.value, tuner=_TUNER.value, population=_POPULATION.value,
         trials=_TRIALS.value, ready_interval=_READY.value, space=_SPACE.value,
-        seed=_SEED.value, preset=_PRESET.value, eta=_ETA.value,
+        seed=_SEED.value, preset=_PRESET.value, trial_length=_TRIAL_LENGTH.value, eta=_ETA.value,
         checkpoint_every=_CHECKPOINT_EVERY.value, keep_checkpoints=_KEEP.value,
     )
     try:

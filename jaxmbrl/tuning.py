@@ -42,6 +42,7 @@ class TuneConfig:
     space: str = "planning"
     seed: int = 0
     preset: str = "tiny"
+    trial_length: int = 0  # env steps per trial; 0: the preset's
     eta: int = 3
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
@@ -60,6 +61,8 @@ class TuneConfig:
             raise ValueError(
                 f"unknown preset {self.preset!r}; valid: {', '.join(presets.PRESETS)}"
             )
+        if self.trial_length < 0:
+            raise ValueError(f"trial_length={self.trial_length} must be >= 0 (0: preset's)")
         for name, low in (("population", 1), ("trials", 1), ("ready_interval", 1),
                           ("checkpoint_every", 1), ("keep_checkpoints", 1), ("eta", 2)):
             value = getattr(self, name)
@@ -103,7 +106,10 @@ def build(config: TuneConfig) -> Experiment:
     config.validate()
     env = envs.load(config.env)
     space = tuners.get_space(config.space, env=config.env)
-    pets_config, space = presets.config_for_space(env, config.preset, config.trials, space)
+    overrides = {"trial_length": config.trial_length} if config.trial_length else {}
+    pets_config, space = presets.config_for_space(
+        env, config.preset, config.trials, space, **overrides
+    )
     agent = pets_lib.make_pets(env, pets_config)
     base = presets.study_hparams(agent)
     population = population_lib.make_population(

@@ -176,7 +176,7 @@ def test_missing_value_in_to_unit_is_an_error():
 def test_perturb_multiplies_by_a_factor_and_clips():
     s = SearchSpace(tuple(Float(f"x{i}", 0, 1) for i in range(4)))
     u = jax.random.uniform(jax.random.key(3), (500, 4))
-    out = s.perturb(jax.random.key(4), u, (0.8, 1.2), 0.0)
+    out = jax.jit(s.perturb, static_argnums=2)(jax.random.key(4), u, (0.8, 1.2), 0.0)
     lo, hi = jnp.clip(0.8 * u, 0, 1), jnp.clip(1.2 * u, 0, 1)
     assert bool(jnp.all(jnp.isclose(out, lo) | jnp.isclose(out, hi)))
     frac_up = float(jnp.mean(jnp.isclose(out, hi) & ~jnp.isclose(lo, hi)))
@@ -188,10 +188,11 @@ def test_resampling_whole_vectors_or_single_parameters():
     s = SearchSpace(tuple(Float(f"x{i}", 0, 1) for i in range(4)))
     u = jnp.full((400, 4), 0.5)
     perturbed = lambda out: jnp.isclose(out, 0.4) | jnp.isclose(out, 0.6)
-    whole = perturbed(s.perturb(jax.random.key(5), u, (0.8, 1.2), 0.25))
+    perturb = jax.jit(s.perturb, static_argnums=(2, 4))
+    whole = perturbed(perturb(jax.random.key(5), u, (0.8, 1.2), 0.25, False))
     rows = jnp.all(whole, 1) | jnp.all(~whole, 1)
     assert bool(jnp.all(rows))  # a member is resampled completely or not at all
     assert 0.15 < float(jnp.mean(~whole[:, 0])) < 0.35
-    each = perturbed(s.perturb(jax.random.key(5), u, (0.8, 1.2), 0.25, per_param=True))
+    each = perturbed(perturb(jax.random.key(5), u, (0.8, 1.2), 0.25, True))
     assert not bool(jnp.all(jnp.all(each, 1) | jnp.all(~each, 1)))
     assert 0.15 < float(jnp.mean(~each)) < 0.35

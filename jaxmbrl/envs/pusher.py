@@ -47,7 +47,10 @@ class Pusher(MjxEnv):
     def _make_mj_model(self) -> mujoco.MjModel:
         m = gymnasium_model("pusher_v5.xml")
         self._body_ids = np.array(
-            [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b) for b in ("tips_arm", "object", "goal")]
+            [
+                mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, b)
+                for b in ("tips_arm", "object", "goal")
+            ]
         )
         return m
 

@@ -66,7 +66,13 @@ class Reacher(MjxEnv):
         xpos = mjx.kinematics(self.mjx_model, data).xpos[self._body_ids]
         theta = data.qpos[:2]
         return jnp.concatenate(
-            [jnp.cos(theta), jnp.sin(theta), data.qpos[2:], data.qvel[:2], xpos[0, :2] - xpos[1, :2]]
+            [
+                jnp.cos(theta),
+                jnp.sin(theta),
+                data.qpos[2:],
+                data.qvel[:2],
+                xpos[0, :2] - xpos[1, :2],
+            ]
         )
 
     def reward_fn(self, obs: jax.Array, action: jax.Array, next_obs: jax.Array) -> jax.Array:

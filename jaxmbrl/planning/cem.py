@@ -210,6 +210,7 @@ def make_cem(config: CEMConfig) -> CEM:
         key: jax.Array, cost_fn: CostFn, mean_init: jax.Array, hparams: CEMHParams
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         chex.assert_shape(mean_init, (max_h, num_actions))
+        hparams = CEMHParams(*(jnp.asarray(x) for x in hparams))
         horizon = jnp.clip(hparams.horizon, 1, max_h).astype(jnp.int32)
         population = jnp.clip(hparams.population, 1, max_p).astype(jnp.int32)
         iterations = jnp.clip(hparams.iterations, 1, max_i).astype(jnp.int32)

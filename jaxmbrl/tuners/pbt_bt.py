@@ -34,8 +34,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxmbrl.tuners import pbt as pbt_lib
 from jaxmbrl.tuners.base import Decision, Tuner, sanitize_fitness, start
+from jaxmbrl.tuners.pbt import explore, initial_hparams, pbt_config, quantile_counts, truncation
 from jaxmbrl.tuners.space import SearchSpace
 
 MAX_TABU_DIM = 12  # 2^12 sign patterns per elite
@@ -125,7 +125,7 @@ def pbt_bt(
         raise ValueError(f"tolerance={tolerance} must be >= 0 (a relative drop, e.g. 0.2)")
     if elite_reference not in ELITE_REFERENCES:
         raise ValueError(f"elite_reference={elite_reference!r}; valid: {ELITE_REFERENCES}")
-    c = pbt_lib.pbt_config(preset, **overrides)
+    c = pbt_config(preset, **overrides)
     if tabu and (space.dim > MAX_TABU_DIM or len(c.perturb_factors) != 2):
         raise ValueError(
             f"tabu exploration needs D <= {MAX_TABU_DIM} (got {space.dim}) and two perturb "
@@ -134,13 +134,13 @@ def pbt_bt(
     n, d = population_size, space.dim
     k = max(1, math.ceil(round(elite_ratio * n, 9)))
     num_patterns = 2**d if tabu else 1
-    n_top, n_bottom = pbt_lib.quantile_counts(n, c.quantile, c.quantile_rule)
+    n_top, n_bottom = quantile_counts(n, c.quantile, c.quantile_rule)
     factors = jnp.asarray(c.perturb_factors, jnp.float32)
 
     def init(key: jax.Array, example_member_state: Any = None) -> PBTBTState:
         if example_member_state is None:
             raise ValueError("pbt_bt init needs example_member_state (one member's state)")
-        hparams = pbt_lib.initial_hparams(key, space, n, c)
+        hparams = initial_hparams(key, space, n, c)
         archive = Archive(
             score=jnp.full((k,), -jnp.inf, jnp.float32),
             member=jnp.full((k,), -1, jnp.int32),
@@ -159,7 +159,7 @@ def pbt_bt(
         k_coin, k_order, k_new, k_explore = jax.random.split(key, 4)
         base = archive.hparams[elite]
         if not tabu:
-            return pbt_lib.explore(k_explore, space, base, c), archive.tried
+            return explore(k_explore, space, base, c), archive.tried
         wants = backtrack & (jax.random.uniform(k_coin, (n,)) >= c.resample_probability)
         # occurrence of each member among earlier ones drawing patterns from the same elite
         earlier = jnp.tril(jnp.ones((n, n), bool), -1)
@@ -187,8 +187,8 @@ def pbt_bt(
         archive = insert(state.archive, fitness, member_states, hp, step)
 
         # PBT truncation (used between checks)
-        source, copies = pbt_lib.truncation(k_exploit, fitness, n_top, n_bottom)
-        pbt_hp = jnp.where(copies[:, None], pbt_lib.explore(k_explore, space, hp[source], c), hp)
+        source, copies = truncation(k_exploit, fitness, n_top, n_bottom)
+        pbt_hp = jnp.where(copies[:, None], explore(k_explore, space, hp[source], c), hp)
 
         # backtracking (used at checks)
         elite_ok = archive.score > -jnp.inf

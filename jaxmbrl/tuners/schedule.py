@@ -83,7 +83,7 @@ def lineage(schedule: Decision, member: int) -> tuple[np.ndarray, np.ndarray]:
     m = member
     for t in range(steps - 1, -1, -1):
         slots[t], out[t] = m, hp[t, m]
-        if restart[t]:
+        if restart[t, m]:
             break
         if src[t, m] >= n:
             raise ValueError(

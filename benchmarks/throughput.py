@@ -1,0 +1,508 @@
+r"""Population-throughput profiler of a vmapped PETS population (Zhang et al., AISTATS 2021).
+
+  python -m benchmarks.throughput --env=cartpole --preset=tiny --population=1,2,4,8 \
+      --out=/tmp/throughput.json
+  python -m benchmarks.throughput --env=half_cheetah --preset=paper --population=1,2 \
+      --steps=2 --out=/tmp/throughput_paper.json
+
+For each population size N, in one process: AOT compile seconds and memory of the population
+step (`Population.step`: one trial + model training for every member, one vmapped program);
+env steps/s inside that program and of the MJX step alone vmapped at batch N; model-training
+samples/s (`train_model` alone on a filled replay buffer, samples = epochs x rows); planner
+model transitions/s and FLOP/s of one planning step (`cem.optimize` with the trajectory cost
+alone, vmapped over N), beside the float32 matmul FLOP/s of the same device (the roofline
+ratio); vmap scaling efficiency. Also the share of planner FLOPs spent on padding for the
+study's planning search space, and the projected wall time of the study's PBT experiment.
+Prints a table, writes JSON (--out) and a PNG (--plot).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from benchmarks import _cli
+from jaxmbrl import envs, profiling, tuners
+from jaxmbrl import population as population_lib
+from jaxmbrl import replay as replay_lib
+from jaxmbrl.agents import pets as pets_lib
+from jaxmbrl.agents import presets
+from jaxmbrl.models import ensemble as ensemble_lib
+from jaxmbrl.planning import trajectory_sampling
+
+DEFAULT_STEPS = {"tiny": 25, "paper": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class ThroughputConfig:
+    env: str = "cartpole"
+    populations: tuple[int, ...] = (1, 2, 4, 8)
+    preset: str = "tiny"
+    steps: int = 0  # env steps per timed trial; 0: DEFAULT_STEPS[preset]
+    train_rows: int = 2000
+    seed: int = 0
+    profile_dir: str | None = None
+
+    def validate(self) -> None:
+        """Raises ValueError with one line naming the bad value and the valid range."""
+        if self.env not in envs.ALL_ENVS:
+            raise ValueError(f"unknown env {self.env!r}; valid: {', '.join(envs.ALL_ENVS)}")
+        if self.preset not in presets.PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; valid: {', '.join(presets.PRESETS)}")
+        if not self.populations or min(self.populations) < 1:
+            raise ValueError(f"population={list(self.populations)} needs sizes >= 1")
+        if len(set(self.populations)) != len(self.populations):
+            raise ValueError(f"population={list(self.populations)} has repeated sizes")
+        if self.steps < 0:
+            raise ValueError(f"steps={self.steps} must be >= 1 (or 0 for the preset's default)")
+        if self.train_rows < 64:
+            raise ValueError(f"train_rows={self.train_rows} must be >= 64")
+
+
+def _agent(config: ThroughputConfig, steps: int) -> pets_lib.PETS:
+    env = envs.load(config.env)
+    capacity = max(config.train_rows, 8 * steps)
+    pets_config = presets.pets_config(
+        env, config.preset, 1, trial_length=steps, replay_capacity=capacity
+    )
+    return pets_lib.make_pets(env, pets_config)
+
+
+def _forward_flops(env, config: pets_lib.PETSConfig) -> int:
+    """Forward FLOPs per row of one member of the (padded) ensemble of `config` on `env`."""
+    return ensemble_lib.forward_flops(
+        ensemble_lib.EnsembleConfig(
+            input_size=env.obs_feature_size + env.action_size,
+            output_size=env.target_size,
+            max_hidden_width=config.max_hidden_width,
+            max_hidden_layers=config.max_hidden_layers,
+        )
+    )
+
+
+def _planner(agent: pets_lib.PETS):
+    """cem.optimize with the agent's trajectory cost, vmapped over agents (as in pets.py)."""
+    env, cfg = agent.env, agent.config
+
+    def model_fn(model_state, obs, action):
+        inputs = jnp.concatenate([env.obs_preprocess(obs), action], axis=-1)
+        return agent.ensemble.predict(model_state, inputs)
+
+    cost = trajectory_sampling.make_trajectory_cost(
+        model_fn,
+        env.obs_postprocess,
+        env.reward_fn,
+        env.termination_fn,
+        num_particles=cfg.num_particles,
+        num_models=cfg.num_elites,
+        max_horizon=cfg.max_horizon,
+        propagation=cfg.propagation,
+    )
+
+    def plan(key, model_state, obs, hparams):
+        cost_fn = lambda k, actions, horizon: cost(k, model_state, obs, actions, horizon)
+        mean0 = agent.cem.initial_mean(hparams.planner)
+        return agent.cem.optimize(key, cost_fn, mean0, hparams.planner)[0]
+
+    return jax.vmap(plan)
+
+
+def _filled_replay(key, agent: pets_lib.PETS, n: int):
+    """[N] replay buffers full of synthetic transitions (content does not change the cost)."""
+    env, cap = agent.env, agent.config.replay_capacity
+    k_obs, k_act, k_next = jax.random.split(key, 3)
+    obs = jax.random.normal(k_obs, (n, cap, env.observation_size), jnp.float32)
+    low, high = jnp.asarray(env.action_low), jnp.asarray(env.action_high)
+    action = jax.random.uniform(k_act, (n, cap, env.action_size), minval=low, maxval=high)
+    next_obs = obs + 0.1 * jax.random.normal(k_next, obs.shape, jnp.float32)
+    zeros = jnp.zeros((n, cap), jnp.float32)
+    return replay_lib.ReplayBuffer(
+        obs=obs,
+        action=action,
+        next_obs=next_obs,
+        reward=zeros,
+        done=zeros,
+        size=jnp.full((n,), cap, jnp.int32),
+        position=jnp.zeros((n,), jnp.int32),
+    )
+
+
+def _env_rollout(env, steps: int):
+    batched = envs.BatchedEnv(env)
+
+    def rollout(states, actions):  # actions [steps, N, A]
+        return jax.lax.scan(lambda s, a: (batched.step(s, a), None), states, actions)[0]
+
+    return rollout
+
+
+def measure_population(agent, hparams, n: int, steps: int, key, profile_dir=None) -> dict:
+    """All measurements at population size `n` (see the module docstring)."""
+    cfg, env = agent.config, agent.env
+    batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), hparams)
+    population = population_lib.make_population(agent, n, lambda unit: batched)
+    init_key, env_key, act_key, data_key, train_key, plan_key = jax.random.split(key, 6)
+    state = jax.jit(population.init)(init_key, jnp.zeros((n, 1), jnp.float32))
+    out: dict[str, Any] = dict(population=n, steps=steps)
+    compile_s = {}
+
+    # Population step: trial 1 acts at random (warm-up), trial 2 plans (timed).
+    step, compile_s["population_step"] = _cli.compile_timed(population.step, state)
+    out["program_memory"] = profiling.program_memory(step)
+    start = time.perf_counter()
+    state, _ = jax.block_until_ready(step(state))
+    out["first_trial_seconds"] = time.perf_counter() - start
+    (state, metrics), timing = profiling.time_calls(step, state, min_seconds=2.0, max_calls=3)
+    out["trial_seconds"] = timing.best
+    out["trial_calls"] = timing.calls
+    out["env_steps_per_second"] = n * steps / timing.best
+    out["trial_return_mean"] = float(np.mean(metrics["trial_return"]))
+    if profile_dir:
+        with jax.profiler.trace(profile_dir):
+            jax.block_until_ready(step(state))
+        out["profile_dir"] = profile_dir
+
+    # The MJX step alone, vmapped at batch n.
+    env_steps = max(steps, 10)
+    env_states = jax.vmap(env.reset)(jax.random.split(env_key, n))
+    low, high = jnp.asarray(env.action_low), jnp.asarray(env.action_high)
+    actions = jax.random.uniform(act_key, (env_steps, n, env.action_size), minval=low, maxval=high)
+    rollout, compile_s["env"] = _cli.compile_timed(
+        _env_rollout(env, env_steps), env_states, actions
+    )
+    _, timing = profiling.time_calls(rollout, env_states, actions)
+    env_rate = n * env_steps / timing.best
+    out["env_alone"] = dict(
+        batch=n, steps=env_steps, seconds=timing.best, steps_per_second=env_rate
+    )
+    out["physics_share_of_trial"] = (n * steps / env_rate) / out["trial_seconds"]
+
+    # Model training alone on full replay buffers.
+    agents = state.members.agents._replace(replay=_filled_replay(data_key, agent, n))
+    train_keys = jax.random.split(train_key, n)
+    train = jax.vmap(agent.train_model)
+    train, compile_s["train"] = _cli.compile_timed(train, train_keys, agents, batched)
+    (_, train_metrics), timing = profiling.time_calls(train, train_keys, agents, batched)
+    rows = np.asarray(agents.replay.size, np.float64)
+    epochs = np.clip(np.asarray(batched.model.epochs), 0, cfg.max_epochs)
+    samples = float(np.sum(epochs * rows))
+    fwd_model = ensemble_lib.forward_flops(agent.ensemble.config, hparams.model)
+    out["train"] = dict(
+        rows=float(rows[0]),
+        samples=samples,
+        seconds=timing.best,
+        gradient_steps=int(np.max(train_metrics["steps"])),
+        samples_per_second=samples / timing.best,
+        # forward + backward ~ 3 forward passes, on every member.
+        flops_per_second=3.0 * cfg.ensemble_size * fwd_model * samples / timing.best,
+    )
+
+    # One planning step (cem.optimize + trajectory cost) for every member, vmapped.
+    obs = jax.vmap(env.reset)(jax.random.split(env_key, n)).obs
+    plan_keys = jax.random.split(plan_key, n)
+    models = state.members.agents.model
+    planner, compile_s["planner"] = _cli.compile_timed(
+        _planner(agent), plan_keys, models, obs, batched
+    )
+    _, timing = profiling.time_calls(planner, plan_keys, models, obs, batched, min_seconds=1.0)
+    hp = batched.planner
+    work = profiling.planner_work(
+        fwd_model, hp.iterations, hp.population, hp.horizon, cfg.num_particles
+    )
+    executed = profiling.executed_planner_flops(
+        ensemble_lib.forward_flops(agent.ensemble.config),
+        hp.iterations,
+        hp.horizon,
+        cfg.max_population,
+        cfg.num_particles,
+    )
+    out["planner"] = dict(
+        **work,
+        executed_flops=executed,
+        seconds=timing.best,
+        transitions_per_second=work["transitions"] / timing.best,
+        flops_per_second=work["flops"] / timing.best,
+    )
+    out["compile_seconds"] = compile_s
+    out["compile_seconds_total"] = sum(compile_s.values())
+    out["peak_memory"] = profiling.peak_memory()
+    return out
+
+
+def padding_report(config: ThroughputConfig, agent: pets_lib.PETS, key) -> dict:
+    """Planner FLOPs spent on padding for the study's planning search space (paper maxima)."""
+    env = agent.env
+    space = tuners.get_space("planning", env=config.env)
+    paper, _ = presets.config_for_space(env, "paper", 1, space, trial_length=1)
+    maxima = dict(
+        iterations=paper.max_iterations,
+        population=paper.max_population,
+        horizon=paper.max_horizon,
+    )
+    fwd = _forward_flops(env, paper)  # the planning space leaves the model alone
+    defaults = {p.name: p.default for p in space.params}
+    means = profiling.space_means(space)
+
+    def case(values):
+        hp = dict(
+            iterations=values["num_cem_iters"],
+            population=values["cem_popsize"],
+            horizon=values["plan_hor"],
+        )
+        return profiling.padding_share(fwd, fwd, paper.num_particles, maxima, hp)
+
+    return dict(
+        space="planning",
+        env=config.env,
+        maxima=maxima,
+        forward_flops=fwd,
+        particles=paper.num_particles,
+        default=case(defaults),
+        space_mean=case(means),
+        population_of_40_from_prior=profiling.population_padding_share(
+            space, fwd, fwd, paper.num_particles, maxima, 40, key
+        ),
+    )
+
+
+def projection(results: list[dict], agent: pets_lib.PETS, config: ThroughputConfig) -> dict:
+    """The study's PBT experiment (40 x 300 half_cheetah trials) on this device."""
+    largest = max(results, key=lambda r: r["population"])
+    cheetah = envs.load("half_cheetah")
+    paper = presets.pets_config(cheetah, "paper", 1)
+    direct = config.preset == "paper" and config.env == "half_cheetah"
+    proj = profiling.paper_projection(
+        planner_flops_per_second=largest["planner"]["flops_per_second"],
+        train_samples_per_second=largest["train"]["samples_per_second"],
+        env_steps_per_second=largest["env_alone"]["steps_per_second"],
+        paper_forward_flops=_forward_flops(cheetah, paper),
+        measured_forward_flops=ensemble_lib.forward_flops(agent.ensemble.config),
+        paper_ensemble_size=paper.ensemble_size,
+        measured_ensemble_size=agent.config.ensemble_size,
+    )
+    basis = (
+        "measured at the paper sizes on half_cheetah"
+        if direct
+        else f"rescaled by FLOPs from preset={config.preset} env={config.env} (rough)"
+    )
+    return dict(**proj, measured_population=largest["population"], basis=basis)
+
+
+def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr)) -> dict:
+    """Measures every population size of `config`; returns the JSON-able result."""
+    config.validate()
+    steps = config.steps or DEFAULT_STEPS[config.preset]
+    agent = _agent(config, steps)
+    hparams = presets.study_hparams(agent)
+    key = jax.random.PRNGKey(config.seed)
+    roofline = profiling.matmul_roofline()
+    log(f"matmul 2048^3 float32: {roofline['flops_per_second'] / 1e9:.1f} GFLOP/s")
+    results = []
+    for i, n in enumerate(config.populations):
+        key, sub = jax.random.split(key)
+        profile_dir = config.profile_dir if i == 0 else None
+        result = measure_population(agent, hparams, n, steps, sub, profile_dir)
+        result["planner"]["roofline_ratio"] = (
+            result["planner"]["flops_per_second"] / roofline["flops_per_second"]
+        )
+        results.append(result)
+        log(
+            f"population {n}: trial {result['trial_seconds']:.2f} s, "
+            f"compile {result['compile_seconds_total']:.1f} s"
+        )
+    sizes = [r["population"] for r in results]
+    for name, get in (
+        ("trial", lambda r: r["env_steps_per_second"]),
+        ("env_alone", lambda r: r["env_alone"]["steps_per_second"]),
+        ("train", lambda r: r["train"]["samples_per_second"]),
+        ("planner", lambda r: r["planner"]["transitions_per_second"]),
+    ):
+        for r, eff in zip(
+            results, profiling.scaling_efficiency(sizes, [get(r) for r in results]), strict=True
+        ):
+            r.setdefault("vmap_efficiency", {})[name] = eff
+    key, pad_key = jax.random.split(key)
+    return dict(
+        config=dict(dataclasses.asdict(config), steps=steps),
+        pets_config=agent.config._asdict(),
+        hparams=pets_lib.hparams_dict(hparams),
+        device=dict(
+            platform=jax.devices()[0].platform,
+            kind=jax.devices()[0].device_kind,
+            count=jax.device_count(),
+            cpu_count=os.cpu_count(),
+            jax=jax.__version__,
+        ),
+        matmul=roofline,
+        results=results,
+        padding=padding_report(config, agent, pad_key),
+        paper_scale_projection=projection(results, agent, config),
+    )
+
+
+def table(result: dict) -> str:
+    cols = (
+        "N",
+        "compile s",
+        "trial s",
+        "env/s pop",
+        "env/s MJX",
+        "phys %",
+        "train smp/s",
+        "plan trans/s",
+        "plan GF/s",
+        "roofline",
+        "eff trial",
+        "eff plan",
+        "mem MB",
+    )
+    lines = ["  ".join(f"{c:>12}" for c in cols)]
+    for r in result["results"]:
+        p = r["planner"]
+        row = (
+            r["population"],
+            f"{r['compile_seconds_total']:.1f}",
+            f"{r['trial_seconds']:.3f}",
+            f"{r['env_steps_per_second']:.1f}",
+            f"{r['env_alone']['steps_per_second']:.0f}",
+            f"{100 * r['physics_share_of_trial']:.1f}",
+            f"{r['train']['samples_per_second']:.0f}",
+            f"{p['transitions_per_second']:.3g}",
+            f"{p['flops_per_second'] / 1e9:.1f}",
+            f"{p['roofline_ratio']:.2f}",
+            f"{r['vmap_efficiency']['trial']:.2f}",
+            f"{r['vmap_efficiency']['planner']:.2f}",
+            f"{r['peak_memory']['bytes'] / 2**20:.0f}",
+        )
+        lines.append("  ".join(f"{str(v):>12}" for v in row))
+    m, pad, proj = result["matmul"], result["padding"], result["paper_scale_projection"]
+    lines.append(
+        f"matmul {m['size']}^3 float32: {m['flops_per_second'] / 1e9:.1f} GFLOP/s; "
+        f"memory: {result['results'][-1]['peak_memory']['source']}"
+    )
+    lines.append(
+        f"padding (planning space, maxima {pad['maxima']}): default "
+        f"{100 * pad['default']['padding_share']:.0f}% "
+        f"({100 * pad['default']['padding_share_at_maxima']:.0f}% if loops run to the maxima), "
+        f"space mean {100 * pad['space_mean']['padding_share']:.0f}% "
+        f"({100 * pad['space_mean']['padding_share_at_maxima']:.0f}%), population of 40 from "
+        f"the prior {100 * pad['population_of_40_from_prior']['padding_share']:.0f}%"
+    )
+    lines.append(
+        f"paper-scale projection (40 x 300 half_cheetah trials x 1000 steps, {proj['basis']}): "
+        f"{proj['total_days']:.1f} days = planner {proj['planner_seconds'] / 86400:.1f} + train "
+        f"{proj['train_seconds'] / 86400:.2f} + physics {proj['env_seconds'] / 86400:.3f} days"
+    )
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rs = result["results"]
+    sizes = [r["population"] for r in rs]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    series = {
+        "env steps/s (population program)": [r["env_steps_per_second"] for r in rs],
+        "env steps/s (MJX alone)": [r["env_alone"]["steps_per_second"] for r in rs],
+        "train samples/s": [r["train"]["samples_per_second"] for r in rs],
+        "planner transitions/s": [r["planner"]["transitions_per_second"] for r in rs],
+    }
+    for label, ys in series.items():
+        ax1.plot(sizes, ys, "o-", label=label)
+    ax1.set(
+        xscale="log",
+        yscale="log",
+        xlabel="population size N",
+        ylabel="per second",
+        title=f"throughput ({result['config']['env']}, {result['config']['preset']})",
+    )
+    ax1.set_xticks(sizes, [str(s) for s in sizes])
+    ax1.legend(fontsize=7)
+    for name in ("trial", "env_alone", "train", "planner"):
+        ax2.plot(sizes, [r["vmap_efficiency"][name] for r in rs], "o-", label=name)
+    ax2.plot(sizes, [r["planner"]["roofline_ratio"] for r in rs], "k--", label="planner/matmul")
+    ax2.axhline(1.0, color="grey", lw=0.5)
+    ax2.set(
+        xscale="log",
+        xlabel="population size N",
+        ylabel="ratio",
+        title="vmap efficiency and roofline ratio",
+    )
+    ax2.set_xticks(sizes, [str(s) for s in sizes])
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def define_flags() -> None:
+    """Defined only when run as a program, so tests can import this module."""
+    flags.DEFINE_enum("env", "cartpole", list(envs.ALL_ENVS), "Environment.")
+    flags.DEFINE_list("population", ["1", "2", "4", "8"], "Population sizes to measure.")
+    flags.DEFINE_enum("preset", "tiny", list(presets.PRESETS), "Model/planner sizes.")
+    flags.DEFINE_integer(
+        "steps",
+        0,
+        "Env steps per timed trial (0: 25 for tiny, 2 for paper; a paper-size "
+        "planning step costs ~10 s per member on a 2-core CPU).",
+    )
+    flags.DEFINE_integer("train_rows", 2000, "Replay rows for the model-training measurement.")
+    flags.DEFINE_integer("seed", 0, "Random seed.")
+    flags.DEFINE_string("out", "throughput.json", "Output JSON file.")
+    flags.DEFINE_string("plot", None, "Output PNG (default: --out with .png).")
+    flags.DEFINE_string("profile", None, "Directory for a jax.profiler trace of one step.")
+
+
+def main(argv: list[str]) -> None:
+    f = flags.FLAGS
+    if len(argv) > 1:
+        _cli.usage_error(f"unexpected arguments {argv[1:]}")
+    try:
+        populations = tuple(int(s) for s in f.population)
+    except ValueError:
+        _cli.usage_error(f"--population={','.join(f.population)} must be integers, e.g. 1,2,4")
+    config = ThroughputConfig(
+        env=f.env,
+        populations=populations,
+        preset=f.preset,
+        steps=f.steps,
+        train_rows=f.train_rows,
+        seed=f.seed,
+        profile_dir=f.profile,
+    )
+    plot_path = f.plot or os.path.splitext(f.out)[0] + ".png"
+    try:
+        config.validate()
+        for path in (f.out, plot_path):
+            folder = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as error:
+                raise ValueError(f"cannot write {path}: {error.strerror}") from None
+            if not os.access(folder, os.W_OK):
+                raise ValueError(f"cannot write {path}: {folder} is not writable")
+    except ValueError as error:
+        _cli.usage_error(str(error))
+    _cli.enable_compilation_cache()
+    result = run(config)
+    _cli.write_json(f.out, result)
+    plot(result, plot_path)
+    print(table(result))
+    print(f"wrote {f.out} and {plot_path}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main, flags_parser=_cli.parse_flags)

@@ -1,0 +1,130 @@
+"""A vmapped PETS population on real MJX: members equal solo runs, one compiled program,
+and a member whose physics or model blows up is contained and replaced."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmbrl import envs, population as population_lib, tuners
+from jaxmbrl.agents import pets as pets_lib
+from jaxmbrl.agents import presets
+
+N, TRIALS, STEPS = 3, 2, 20
+
+
+@pytest.fixture(scope="module")
+def setup():
+    env = envs.load("cartpole")
+    space = tuners.get_space("planning")
+    config, space = presets.config_for_space(env, "tiny", TRIALS, space, trial_length=STEPS)
+    agent = pets_lib.make_pets(env, config)
+    to_hparams = presets.unit_to_hparams(space, presets.study_hparams(agent))
+    return env, space, config, agent, to_hparams
+
+
+def _run(population, unit, steps=TRIALS, seed=0):
+    state = jax.jit(population.init)(jax.random.PRNGKey(seed), unit)
+    step = jax.jit(population.step)
+    metrics = []
+    for _ in range(steps):
+        state, m = step(state)
+        metrics.append(jax.device_get(m))
+    return state, metrics, step
+
+
+@pytest.fixture(scope="module")
+def population_run(setup):
+    _, space, _, agent, to_hparams = setup
+    population = population_lib.make_population(agent, N, to_hparams)
+    unit = space.sample_unit(jax.random.PRNGKey(7), N)
+    return population, unit, _run(population, unit)
+
+
+def test_members_equal_solo_runs(setup, population_run):
+    _, _, _, agent, _ = setup
+    population, unit, (final, metrics, _) = population_run
+    start = jax.jit(population.init)(jax.random.PRNGKey(0), unit)
+    solo = jax.jit(agent.trial_and_train)
+    hparams = start.hparams
+    assert len({int(h) for h in hparams.planner.horizon}) > 1  # members really differ
+    for i in range(N):
+        member = jax.tree.map(lambda x, i=i: x[i], start.members.agents)
+        member_hparams = jax.tree.map(lambda x, i=i: x[i], hparams)
+        key = start.key
+        for trial in range(TRIALS):
+            key, step_key = jax.random.split(key)
+            member, m = solo(jax.random.split(step_key, N)[i], member, member_hparams)
+            np.testing.assert_allclose(
+                m["trial_return"], metrics[trial]["trial_return"][i], rtol=1e-4, atol=1e-4
+            )
+        final_member = jax.tree.map(lambda x, i=i: x[i], final.members.agents)
+        for a, b in zip(jax.tree.leaves(member), jax.tree.leaves(final_member), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_one_program_across_steps_and_decisions(setup, population_run):
+    _, space, _, _, _ = setup
+    population, unit, (state, _, step) = population_run
+    tuner = tuners.pbt(space, N, step_trials=1, first_step_trials=1)
+    tuner_state = tuner.init(jax.random.PRNGKey(1))
+    update = jax.jit(tuner.update)
+    apply = jax.jit(population.apply)
+    for i in range(2):
+        tuner_state, decision = update(jax.random.PRNGKey(i), tuner_state,
+                                       population.fitness(state))
+        state = apply(state, decision)
+        state, _ = step(state)
+    assert step._cache_size() == 1 and apply._cache_size() == 1 and update._cache_size() == 1
+
+
+def test_diverging_members_are_contained_and_replaced(setup):
+    """Member 1's physics blows up (an unstable cart-pole), member 2's model goes
+    non-finite (absurd learning rate); member 0 must be exactly as without them."""
+    env, space, config, agent, to_hparams = setup
+    unstable = pets_lib.make_pets(envs.load("cartpole", gear=1e12), config)
+
+    class Forced:
+        init = agent.init
+
+        @staticmethod
+        def trial_and_train(key, state, hparams):
+            # Members with alpha == 0 (a marker) act in the unstable env.
+            return jax.lax.cond(hparams.planner.alpha == 0.0, unstable.trial_and_train,
+                                agent.trial_and_train, key, state, hparams)
+
+    def forced_hparams(unit):
+        hparams = to_hparams(unit)
+        alpha = hparams.planner.alpha.at[1].set(0.0)
+        lr = hparams.model.learning_rate.at[2].set(1e30)
+        return hparams._replace(planner=hparams.planner._replace(alpha=alpha),
+                                model=hparams.model._replace(learning_rate=lr))
+
+    unit = space.sample_unit(jax.random.PRNGKey(7), N)
+    clean = population_lib.make_population(Forced, N, to_hparams)
+    broken = population_lib.make_population(Forced, N, forced_hparams)
+    clean_state, clean_metrics, _ = _run(clean, unit, steps=3)
+    state, metrics, _ = _run(broken, unit, steps=3)
+
+    assert metrics[1]["diverged"][1] == 1.0  # first planned trial in the unstable env
+    assert metrics[0]["model/nonfinite"][2] == 1.0
+    assert np.asarray(state.members.failed).tolist() == [False, True, True]
+    fitness = np.asarray(broken.fitness(state))
+    assert np.isfinite(fitness[0]) and fitness[1] == fitness[2] == -np.inf
+    for m in metrics:  # what is logged stays finite for the physics member
+        assert np.all(np.isfinite(np.asarray(m["trial_return"])[:2]))
+    # Member 0 is untouched by its neighbours' blow-ups.
+    for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[0], clean_state.members)),
+                    jax.tree.leaves(jax.tree.map(lambda x: x[0], state.members)), strict=True):
+        np.testing.assert_array_equal(a, b)
+    for ma, mb in zip(clean_metrics, metrics, strict=True):
+        assert ma["trial_return"][0] == mb["trial_return"][0]
+
+    # PBT replaces both failed members by the healthy one; failure flags are cleared.
+    tuner = tuners.pbt(space, N, step_trials=1, first_step_trials=1)
+    tuner_state, decision = tuner.update(jax.random.PRNGKey(0), tuner.init(
+        jax.random.PRNGKey(1)), jnp.asarray(fitness))
+    assert np.asarray(decision.source).tolist() == [0, 0, 0]
+    replaced = broken.apply(state, decision)
+    assert not np.asarray(replaced.members.failed).any()
+    assert np.isfinite(np.asarray(broken.fitness(replaced))).all()
