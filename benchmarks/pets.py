@@ -72,8 +72,11 @@ def main(argv: list[str]) -> None:
             diverged=bool(metrics["diverged"] > 0.5),
             seconds=seconds,
             compile_seconds=compile_s if trial == 0 else 0.0,
-            model={k[6:]: float(np.asarray(v)) for k, v in metrics.items()
-                   if k.startswith("model/") and np.ndim(v) == 0},
+            model={
+                k[6:]: float(np.asarray(v))
+                for k, v in metrics.items()
+                if k.startswith("model/") and np.ndim(v) == 0
+            },
         )
         print(
             f"trial {trial:3d}  return {record['trial_return']:9.2f}  "

@@ -42,10 +42,18 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _cli.usage_error(f"unexpected arguments {argv[1:]}")
     config = tuning.TuneConfig(
-        env=_ENV.value, tuner=_TUNER.value, population=_POPULATION.value,
-        trials=_TRIALS.value, ready_interval=_READY.value, space=_SPACE.value,
-        seed=_SEED.value, preset=_PRESET.value, trial_length=_TRIAL_LENGTH.value, eta=_ETA.value,
-        checkpoint_every=_CHECKPOINT_EVERY.value, keep_checkpoints=_KEEP.value,
+        env=_ENV.value,
+        tuner=_TUNER.value,
+        population=_POPULATION.value,
+        trials=_TRIALS.value,
+        ready_interval=_READY.value,
+        space=_SPACE.value,
+        seed=_SEED.value,
+        preset=_PRESET.value,
+        trial_length=_TRIAL_LENGTH.value,
+        eta=_ETA.value,
+        checkpoint_every=_CHECKPOINT_EVERY.value,
+        keep_checkpoints=_KEEP.value,
     )
     try:
         config.validate()

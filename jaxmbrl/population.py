@@ -129,9 +129,7 @@ def make_population(
     def apply(state: PopulationState, decision: Decision, archive: Members | None = None):
         key, init_key = jax.random.split(state.key)
         hparams = hparams_fn(decision.hparams)
-        members = apply_decision(
-            state.members, decision, archive, fresh_members(init_key, hparams)
-        )
+        members = apply_decision(state.members, decision, archive, fresh_members(init_key, hparams))
         return PopulationState(members, hparams, key)
 
     return Population(size=n, init=init, step=step, fitness=fitness, apply=apply)

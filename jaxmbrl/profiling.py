@@ -35,9 +35,10 @@ PAPER_EXPERIMENT = dict(
 
 
 class Timing(NamedTuple):
-    best: float  # seconds of the fastest call
-    mean: float
+    best: float  # wall seconds of the fastest call
+    mean: float  # mean wall seconds
     calls: int
+    cpu: float  # process CPU seconds (all threads) of the fastest call
 
 
 def time_calls(
@@ -46,14 +47,18 @@ def time_calls(
     """Calls `fn(*args)` (blocking on the result) until `min_seconds` or `max_calls` are spent.
 
     A slow call runs once; fast calls repeat and the best is kept (the first call of a freshly
-    compiled program pays one-off allocations). Returns (last output, Timing).
+    compiled program pays one-off allocations). CPU seconds (time.process_time, all threads)
+    are kept too: on a shared host, FLOPs per CPU-second are robust to other processes taking
+    cores, while wall seconds are not. Returns (last output, Timing).
     """
-    times, out = [], None
+    times, cpu_times, out = [], [], None
     while not times or (sum(times) < min_seconds and len(times) < max_calls):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         out = jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - start)
-    return out, Timing(min(times), float(np.mean(times)), len(times))
+        cpu_times.append(time.process_time() - cpu_start)
+    best = int(np.argmin(times))
+    return out, Timing(times[best], float(np.mean(times)), len(times), cpu_times[best])
 
 
 def matmul_roofline(size: int = 2048, calls: int = 5) -> dict[str, float]:
@@ -66,7 +71,10 @@ def matmul_roofline(size: int = 2048, calls: int = 5) -> dict[str, float]:
     jax.block_until_ready(dot(a, b))  # warm-up
     _, timing = time_calls(dot, a, b, min_seconds=0.0, max_calls=calls)
     flops = 2.0 * size**3
-    return dict(size=size, flops=flops, seconds=timing.best, flops_per_second=flops / timing.best)
+    return dict(
+        size=size, flops=flops, seconds=timing.best, cpu_seconds=timing.cpu,
+        flops_per_second=flops / timing.best, flops_per_cpu_second=flops / timing.cpu,
+    )
 
 
 def peak_memory(device: jax.Device | None = None) -> dict[str, Any]:

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl import envs, population as population_lib, tuners
+from jaxmbrl import envs, tuners
+from jaxmbrl import population as population_lib
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 
@@ -58,13 +59,17 @@ class TuneConfig:
                 f"unknown space {self.space!r}; valid: {', '.join(tuners.SPACE_NAMES)}"
             )
         if self.preset not in presets.PRESETS:
-            raise ValueError(
-                f"unknown preset {self.preset!r}; valid: {', '.join(presets.PRESETS)}"
-            )
+            raise ValueError(f"unknown preset {self.preset!r}; valid: {', '.join(presets.PRESETS)}")
         if self.trial_length < 0:
             raise ValueError(f"trial_length={self.trial_length} must be >= 0 (0: preset's)")
-        for name, low in (("population", 1), ("trials", 1), ("ready_interval", 1),
-                          ("checkpoint_every", 1), ("keep_checkpoints", 1), ("eta", 2)):
+        for name, low in (
+            ("population", 1),
+            ("trials", 1),
+            ("ready_interval", 1),
+            ("checkpoint_every", 1),
+            ("keep_checkpoints", 1),
+            ("eta", 2),
+        ):
             value = getattr(self, name)
             if value < low:
                 raise ValueError(f"{name}={value} must be >= {low}")
@@ -131,9 +136,7 @@ class RunState(NamedTuple):
 def init_run(exp: Experiment) -> RunState:
     key = jax.random.PRNGKey(exp.config.seed)
     tuner_key, pop_key, key = jax.random.split(key, 3)
-    pop_state = jax.jit(exp.population.init)(
-        pop_key, exp.space.default_unit(exp.config.population)
-    )
+    pop_state = jax.jit(exp.population.init)(pop_key, exp.space.default_unit(exp.config.population))
     one_member = jax.tree.map(lambda x: x[0], pop_state.members)
     tuner_state = jax.jit(exp.tuner.init)(tuner_key, one_member)
     pop_state = jax.jit(exp.population.apply)(
@@ -175,8 +178,9 @@ def remaining_budget(exp: Experiment, run: RunState) -> np.ndarray:
     return np.maximum(budget, 0)
 
 
-def member_records(exp: Experiment, run: RunState, metrics_per_trial: list[dict],
-                   parents: np.ndarray) -> list[dict]:
+def member_records(
+    exp: Experiment, run: RunState, metrics_per_trial: list[dict], parents: np.ndarray
+) -> list[dict]:
     """One JSON-able record per member per trial of the last tuner step."""
     hparams = exp.space.to_dicts(np.asarray(run.tuner.decision.hparams))
     rows = []
@@ -184,15 +188,17 @@ def member_records(exp: Experiment, run: RunState, metrics_per_trial: list[dict]
         for i in range(exp.config.population):
             if not active[i]:
                 continue
-            rows.append(dict(
-                member=i,
-                step=int(run.step),
-                trial=int(run.elapsed) - len(metrics_per_trial) + t + 1,
-                trial_return=float(metrics["trial_return"][i]),
-                diverged=bool(metrics["diverged"][i] > 0.5),
-                hparams=hparams[i],
-                parent=int(parents[i]),
-            ))
+            rows.append(
+                dict(
+                    member=i,
+                    step=int(run.step),
+                    trial=int(run.elapsed) - len(metrics_per_trial) + t + 1,
+                    trial_return=float(metrics["trial_return"][i]),
+                    diverged=bool(metrics["diverged"][i] > 0.5),
+                    hparams=hparams[i],
+                    parent=int(parents[i]),
+                )
+            )
     return rows
 
 
@@ -219,7 +225,9 @@ def prepare_out_dir(out_dir: str) -> None:
             f.write("ok")
         os.remove(probe)
     except OSError as error:
-        raise ValueError(f"--out={out_dir} is not a writable directory ({error.strerror})")
+        raise ValueError(
+            f"--out={out_dir} is not a writable directory ({error.strerror})"
+        ) from None
 
 
 def _check_settings(out_dir: str, config: TuneConfig) -> None:
@@ -229,8 +237,11 @@ def _check_settings(out_dir: str, config: TuneConfig) -> None:
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        diff = {k: (saved.get(k), v) for k, v in settings.items()
-                if k != "checkpoint_every" and saved.get(k) != v}
+        diff = {
+            k: (saved.get(k), v)
+            for k, v in settings.items()
+            if k != "checkpoint_every" and saved.get(k) != v
+        }
         if diff:
             name, (old, new) = sorted(diff.items())[0]
             raise ValueError(
@@ -308,25 +319,35 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
             best.update(step=int(run_state.step), hparams=rows_hparams(rows, best["member"]))
             meta["best"] = best
         finite = fitness[np.isfinite(fitness)]
-        meta["history"].append(dict(
-            step=int(run_state.step), trials=int(run_state.elapsed),
-            mean_fitness=float(finite.mean()) if finite.size else None,
-            best_fitness=float(finite.max()) if finite.size else None,
-            failed=int((~np.isfinite(fitness)).sum()),
-        ))
+        meta["history"].append(
+            dict(
+                step=int(run_state.step),
+                trials=int(run_state.elapsed),
+                mean_fitness=float(finite.mean()) if finite.size else None,
+                best_fitness=float(finite.max()) if finite.size else None,
+                failed=int((~np.isfinite(fitness)).sum()),
+            )
+        )
         run_state = RunState(pop_state, tuner_state, key, run_state.step + 1, run_state.elapsed)
         write_jsonl(members_path, rows)
         meta["members_lines"] += len(rows)
         h = meta["history"][-1]
-        log(f"step {h['step']:3d}  trials {h['trials']:4d}  best {h['best_fitness']}  "
+        log(
+            f"step {h['step']:3d}  trials {h['trials']:4d}  best {h['best_fitness']}  "
             f"mean {h['mean_fitness']}  failed {h['failed']}  "
-            f"{time.perf_counter() - step_start:.1f} s")
+            f"{time.perf_counter() - step_start:.1f} s"
+        )
         if int(run_state.step) % config.checkpoint_every == 0:
             checkpointer.save(int(run_state.step), run_state, meta)
 
     summary = dict(
-        env=config.env, tuner=config.tuner, population=config.population,
-        trials=config.trials, space=config.space, preset=config.preset, seed=config.seed,
+        env=config.env,
+        tuner=config.tuner,
+        population=config.population,
+        trials=config.trials,
+        space=config.space,
+        preset=config.preset,
+        seed=config.seed,
         tuner_steps=int(run_state.step),
         best_return=meta["best"]["fitness"] if meta["best"] else None,
         best_member=meta["best"]["member"] if meta["best"] else None,

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmbrl import envs, population as population_lib, tuners
+from jaxmbrl import envs, tuners
+from jaxmbrl import population as population_lib
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 
@@ -71,8 +72,9 @@ def test_one_program_across_steps_and_decisions(setup, population_run):
     update = jax.jit(tuner.update)
     apply = jax.jit(population.apply)
     for i in range(2):
-        tuner_state, decision = update(jax.random.PRNGKey(i), tuner_state,
-                                       population.fitness(state))
+        tuner_state, decision = update(
+            jax.random.PRNGKey(i), tuner_state, population.fitness(state)
+        )
         state = apply(state, decision)
         state, _ = step(state)
     assert step._cache_size() == 1 and apply._cache_size() == 1 and update._cache_size() == 1
@@ -90,15 +92,23 @@ def test_diverging_members_are_contained_and_replaced(setup):
         @staticmethod
         def trial_and_train(key, state, hparams):
             # Members with alpha == 0 (a marker) act in the unstable env.
-            return jax.lax.cond(hparams.planner.alpha == 0.0, unstable.trial_and_train,
-                                agent.trial_and_train, key, state, hparams)
+            return jax.lax.cond(
+                hparams.planner.alpha == 0.0,
+                unstable.trial_and_train,
+                agent.trial_and_train,
+                key,
+                state,
+                hparams,
+            )
 
     def forced_hparams(unit):
         hparams = to_hparams(unit)
         alpha = hparams.planner.alpha.at[1].set(0.0)
         lr = hparams.model.learning_rate.at[2].set(1e30)
-        return hparams._replace(planner=hparams.planner._replace(alpha=alpha),
-                                model=hparams.model._replace(learning_rate=lr))
+        return hparams._replace(
+            planner=hparams.planner._replace(alpha=alpha),
+            model=hparams.model._replace(learning_rate=lr),
+        )
 
     unit = space.sample_unit(jax.random.PRNGKey(7), N)
     clean = population_lib.make_population(Forced, N, to_hparams)
@@ -114,16 +124,20 @@ def test_diverging_members_are_contained_and_replaced(setup):
     for m in metrics:  # what is logged stays finite for the physics member
         assert np.all(np.isfinite(np.asarray(m["trial_return"])[:2]))
     # Member 0 is untouched by its neighbours' blow-ups.
-    for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[0], clean_state.members)),
-                    jax.tree.leaves(jax.tree.map(lambda x: x[0], state.members)), strict=True):
+    for a, b in zip(
+        jax.tree.leaves(jax.tree.map(lambda x: x[0], clean_state.members)),
+        jax.tree.leaves(jax.tree.map(lambda x: x[0], state.members)),
+        strict=True,
+    ):
         np.testing.assert_array_equal(a, b)
     for ma, mb in zip(clean_metrics, metrics, strict=True):
         assert ma["trial_return"][0] == mb["trial_return"][0]
 
     # PBT replaces both failed members by the healthy one; failure flags are cleared.
     tuner = tuners.pbt(space, N, step_trials=1, first_step_trials=1)
-    tuner_state, decision = tuner.update(jax.random.PRNGKey(0), tuner.init(
-        jax.random.PRNGKey(1)), jnp.asarray(fitness))
+    tuner_state, decision = tuner.update(
+        jax.random.PRNGKey(0), tuner.init(jax.random.PRNGKey(1)), jnp.asarray(fitness)
+    )
     assert np.asarray(decision.source).tolist() == [0, 0, 0]
     replaced = broken.apply(state, decision)
     assert not np.asarray(replaced.members.failed).any()

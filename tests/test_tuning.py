@@ -163,3 +163,11 @@ def test_binary_bad_flag_exits_2_with_one_line(flag, message, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not out.exists()
+
+
+def test_unwritable_out_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ValueError, match=f"--out={blocker}/run is not a writable directory"):
+        tuning.prepare_out_dir(str(blocker / "run"))
+    assert blocker.read_text() == "not a directory"

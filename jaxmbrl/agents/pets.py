@@ -121,8 +121,7 @@ def hparam_bounds(config: PETSConfig) -> dict[str, tuple[float, float]]:
 def hparams_dict(hparams: PETSHParams) -> dict[str, Any]:
     """Flat {name: value} view of (possibly batched) hyperparameters."""
     return {
-        name: getattr(getattr(hparams, group), field)
-        for name, (group, field, _) in HPARAMS.items()
+        name: getattr(getattr(hparams, group), field) for name, (group, field, _) in HPARAMS.items()
     }
 
 

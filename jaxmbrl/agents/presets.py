@@ -75,7 +75,8 @@ def pets_config(env, preset: str, trials: int, **overrides: Any) -> PETSConfig:
     unknown = set(overrides) - set(PETSConfig._fields)
     if unknown:
         raise ValueError(
-            f"unknown PETS config field(s) {sorted(unknown)}; valid: {', '.join(PETSConfig._fields)}"
+            f"unknown PETS config field(s) {sorted(unknown)}; "
+            f"valid: {', '.join(PETSConfig._fields)}"
         )
     fields.update(overrides)
     if "trial_length" in overrides and "replay_capacity" not in overrides:
@@ -93,12 +94,18 @@ _SHAPE_MAXIMA = {
     "num_hidden_layers": "max_hidden_layers",
 }
 # The study's activation names -> index into jaxmbrl.models.ACTIVATIONS.
-_ACTIVATION_NAMES = {"swish": "silu", "silu": "silu", "relu": "relu", "tanh": "tanh",
-                     "sigmoid": "sigmoid"}
+_ACTIVATION_NAMES = {
+    "swish": "silu",
+    "silu": "silu",
+    "relu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+}
 
 
-def config_for_space(env, preset: str, trials: int, space: SearchSpace,
-                     **overrides: Any) -> tuple[PETSConfig, SearchSpace]:
+def config_for_space(
+    env, preset: str, trials: int, space: SearchSpace, **overrides: Any
+) -> tuple[PETSConfig, SearchSpace]:
     """The static PETS config for tuning `space`, and the space as it will be searched.
 
     'paper': the static maxima come from the space (a planning space compiles a horizon of

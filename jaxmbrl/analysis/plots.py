@@ -29,8 +29,13 @@ def plot_run(members_path: str, out_dir: str) -> list[str]:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for member, mrows in sorted(by_member.items()):
-        ax.plot([r["trial"] for r in mrows], [r["trial_return"] for r in mrows],
-                lw=1, alpha=0.8, label=f"member {member}")
+        ax.plot(
+            [r["trial"] for r in mrows],
+            [r["trial_return"] for r in mrows],
+            lw=1,
+            alpha=0.8,
+            label=f"member {member}",
+        )
     ax.set_xlabel("trial")
     ax.set_ylabel("return")
     ax.set_title("returns per member")
@@ -43,12 +48,18 @@ def plot_run(members_path: str, out_dir: str) -> list[str]:
 
     names = [k for k, v in rows[0]["hparams"].items() if isinstance(v, (int, float))]
     if names:
-        fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.8 * len(names)), sharex=True,
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(names), 1, figsize=(7, 1.8 * len(names)), sharex=True, squeeze=False
+        )
         for ax, name in zip(axes[:, 0], names, strict=True):
-            for member, mrows in sorted(by_member.items()):
-                ax.step([r["trial"] for r in mrows], [r["hparams"][name] for r in mrows],
-                        where="post", lw=1, alpha=0.8)
+            for _, mrows in sorted(by_member.items()):
+                ax.step(
+                    [r["trial"] for r in mrows],
+                    [r["hparams"][name] for r in mrows],
+                    where="post",
+                    lw=1,
+                    alpha=0.8,
+                )
             ax.set_ylabel(name, fontsize=8)
         axes[-1, 0].set_xlabel("trial")
         fig.suptitle("hyperparameter schedules")

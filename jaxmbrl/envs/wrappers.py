@@ -68,4 +68,6 @@ class BatchedEnv:
         self.step = chunked_vmap(env.step, max_chunk)
 
     def __getattr__(self, name: str):
+        if name == "env":  # not yet set (e.g. during unpickling): avoid infinite recursion
+            raise AttributeError(name)
         return getattr(self.env, name)
