@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 import time
 from typing import Any
@@ -33,6 +34,45 @@ def usage_error(message: str, program: str | None = None) -> None:
 def check(condition: bool, message: str) -> None:
     if not condition:
         usage_error(message)
+
+
+WIDE_VECTOR_FLAG = "--xla_cpu_prefer_vector_width=512"
+
+
+def _has_avx512(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "avx512f" in line.split(":", 1)[-1].split()
+    except OSError:
+        pass
+    return False
+
+
+def prefer_wide_vectors(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """Asks XLA:CPU for 512-bit vectors on AVX-512 x86 hosts; returns the flag added, or None.
+
+    XLA:CPU prefers 256-bit vectors by default; on AVX-512 hosts 512-bit ones make the
+    planner's elementwise work (SiLU) about 2x faster (planner roofline ratio +0.04). XLA
+    reads XLA_FLAGS when JAX initialises its backend, so call this first thing in a
+    binary. A --xla_cpu_prefer_vector_width already in XLA_FLAGS (the user's) is kept;
+    nothing changes on other CPUs or once a backend exists.
+    """
+    flags_now = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_prefer_vector_width" in flags_now or not _has_avx512(cpuinfo):
+        return None
+    try:
+        from jax._src import xla_bridge  # private API, hence guarded
+
+        if xla_bridge.backends_are_initialized():
+            return None  # too late: the flag would be ignored
+    except (ImportError, AttributeError):
+        pass
+    os.environ["XLA_FLAGS"] = f"{flags_now} {WIDE_VECTOR_FLAG}".strip()
+    return WIDE_VECTOR_FLAG
 
 
 def enable_compilation_cache() -> str:

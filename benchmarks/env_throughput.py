@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
+from benchmarks import _cli
 from jaxmbrl import envs
 from jaxmbrl.envs._mjx import mujoco
 from jaxmbrl.envs.wrappers import DEFAULT_MAX_CHUNK, chunked_vmap
@@ -38,6 +39,9 @@ _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "128"], "batch sizes
 _STEPS = flags.DEFINE_integer("steps", 200, "env steps per rollout (per batch member)")
 _OUT = flags.DEFINE_string("out", None, "optional JSON output path")
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed")
+_ENV_OPTIONS = flags.DEFINE_bool(
+    "env_compiler_options", True, "compile with the env's XLA compiler_options (see Pusher)"
+)
 _OVERRIDES = flags.DEFINE_list(
     "overrides", [], "env config overrides, e.g. iterations=100,ls_iterations=50,solver=cg"
 )
@@ -77,7 +81,7 @@ def _parse_flags() -> list[int]:
 
 
 def make_rollout(env, batch: int, steps: int):
-    """jit(scan over steps of chunked-vmapped env.step) with uniform random actions."""
+    """Scan over steps of chunked-vmapped env.step with uniform random actions (to jit)."""
     step = chunked_vmap(env.step, DEFAULT_MAX_CHUNK)
     low, high = jnp.asarray(env.action_low), jnp.asarray(env.action_high)
 
@@ -92,16 +96,18 @@ def make_rollout(env, batch: int, steps: int):
         (states, _), rewards = jax.lax.scan(body, (states, key), None, length=steps)
         return states, rewards
 
-    return jax.jit(rollout)
+    return rollout
 
 
 def mjx_throughput(env, batch: int, steps: int, seed: int) -> tuple[float, float, np.ndarray]:
     """Returns (compile seconds, env steps/s, initial [qpos, qvel] of the batch)."""
     keys = jax.random.split(jax.random.key(seed), batch)
-    states = jax.jit(chunked_vmap(env.reset, DEFAULT_MAX_CHUNK))(keys)
+    options = env.compiler_options if _ENV_OPTIONS.value else {}
+    states = jax.jit(chunked_vmap(env.reset, DEFAULT_MAX_CHUNK), compiler_options=options)(keys)
     key = jax.random.key(seed + 1)
     start = time.perf_counter()
-    compiled = make_rollout(env, batch, steps).lower(states, key).compile()
+    rollout = jax.jit(make_rollout(env, batch, steps), compiler_options=options)
+    compiled = rollout.lower(states, key).compile()
     compile_s = time.perf_counter() - start
     jax.block_until_ready(compiled(states, key))  # warm-up
     start = time.perf_counter()
@@ -165,7 +171,8 @@ def main(argv: list[str]) -> None:
     header = (
         f"env={env.name} steps={steps} device={jax.devices()[0].device_kind} cores={cores} "
         f"solver={c.solver} iterations={c.iterations} ls_iterations={c.ls_iterations} "
-        f"frame_skip={c.frame_skip} mujoco={mujoco.__version__} jax={jax.__version__}"
+        f"frame_skip={c.frame_skip} mujoco={mujoco.__version__} jax={jax.__version__} "
+        f"compiler_options={env.compiler_options if _ENV_OPTIONS.value else {}}"
     )
     logging.info(header)
     rows = []
@@ -197,4 +204,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    _cli.prefer_wide_vectors()  # before JAX initialises its backend
     app.run(main)

@@ -39,6 +39,7 @@ _HP = {
 
 def main(argv: list[str]) -> None:
     del argv
+    logging.set_verbosity(logging.WARNING)  # keep stderr for our own lines
     _cli.check(_TRIALS.value >= 1, f"--trials={_TRIALS.value} must be >= 1")
     _cli.enable_compilation_cache()
     env = envs.load(_ENV.value)
@@ -49,13 +50,17 @@ def main(argv: list[str]) -> None:
         hparams = pets_lib.with_overrides(agent, agent.default_hparams, **overrides)
     except ValueError as error:
         _cli.usage_error(str(error))
-    logging.info("config %s", config)
-    logging.info("hparams %s", pets_lib.hparams_dict(hparams))
+    print(f"config {config}", file=sys.stderr)
+    print(f"hparams { {k: v.item() for k, v in pets_lib.hparams_dict(hparams).items()} }",
+          file=sys.stderr)
 
     key = jax.random.PRNGKey(_SEED.value)
     init_key, key = jax.random.split(key)
     state = jax.jit(agent.init)(init_key, hparams)
-    step, compile_s = _cli.compile_timed(agent.trial_and_train, key, state, hparams)
+    start = time.perf_counter()
+    step = jax.jit(agent.trial_and_train, compiler_options=env.compiler_options)
+    step = step.lower(key, state, hparams).compile()
+    compile_s = time.perf_counter() - start
     print(f"compiled trial+train in {compile_s:.1f} s", file=sys.stderr)
     out = open(_OUT.value, "w") if _OUT.value else None
     for trial in range(_TRIALS.value):
@@ -90,4 +95,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    _cli.prefer_wide_vectors()  # before JAX initialises its backend
     app.run(main, flags_parser=_cli.parse_flags)

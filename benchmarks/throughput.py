@@ -10,10 +10,15 @@ step (`Population.step`: one trial + model training for every member, one vmappe
 env steps/s inside that program and of the MJX step alone vmapped at batch N; model-training
 samples/s (`train_model` alone on a filled replay buffer, samples = epochs x rows); planner
 model transitions/s and FLOP/s of one planning step (`cem.optimize` with the trajectory cost
-alone, vmapped over N), beside the float32 matmul FLOP/s of the same device (the roofline
-ratio); vmap scaling efficiency. Also the share of planner FLOPs spent on padding for the
-study's planning search space, and the projected wall time of the study's PBT experiment.
-Prints a table, writes JSON (--out) and a PNG (--plot).
+alone, vmapped over N), beside the float32 matmul FLOP/s measured just before and after it
+(the roofline ratio); vmap scaling efficiency. Also the share of planner FLOPs spent on padding
+for the study's planning search space, and the projected wall time of the study's PBT
+experiment. Prints a table, writes JSON (--out) and a PNG (--plot).
+
+Every rate is also given per CPU second (time.process_time): on a host shared with other
+processes the wall-clock rates move with the load, the CPU-second rates much less. The
+first trial of a member acts at random; under vmap its `lax.cond` runs both branches, so the
+untimed first trial costs as much as the timed one (see `first_trial_seconds`).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class ThroughputConfig:
     train_rows: int = 2000
     seed: int = 0
     profile_dir: str | None = None
+    min_seconds: float = 1.0  # timing budget per measurement: fast calls repeat, best kept
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid range."""
@@ -65,6 +71,8 @@ class ThroughputConfig:
             raise ValueError(f"steps={self.steps} must be >= 1 (or 0 for the preset's default)")
         if self.train_rows < 64:
             raise ValueError(f"train_rows={self.train_rows} must be >= 64")
+        if not self.min_seconds >= 0:
+            raise ValueError(f"min_seconds={self.min_seconds} must be >= 0")
 
 
 def _agent(config: ThroughputConfig, steps: int) -> pets_lib.PETS:
@@ -144,7 +152,9 @@ def _env_rollout(env, steps: int):
     return rollout
 
 
-def measure_population(agent, hparams, n: int, steps: int, key, profile_dir=None) -> dict:
+def measure_population(
+    agent, hparams, n: int, steps: int, key, profile_dir=None, min_seconds: float = 1.0
+) -> dict:
     """All measurements at population size `n` (see the module docstring)."""
     cfg, env = agent.config, agent.env
     batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), hparams)
@@ -160,9 +170,11 @@ def measure_population(agent, hparams, n: int, steps: int, key, profile_dir=None
     start = time.perf_counter()
     state, _ = jax.block_until_ready(step(state))
     out["first_trial_seconds"] = time.perf_counter() - start
-    (state, metrics), timing = profiling.time_calls(step, state, min_seconds=2.0, max_calls=3)
+    (state, metrics), timing = profiling.time_calls(
+        step, state, min_seconds=min_seconds, max_calls=3
+    )
     out["trial_seconds"] = timing.best
-    out["trial_calls"] = timing.calls
+    out["trial"] = dict(seconds=timing.best, cpu_seconds=timing.cpu, calls=timing.calls)
     out["env_steps_per_second"] = n * steps / timing.best
     out["trial_return_mean"] = float(np.mean(metrics["trial_return"]))
     if profile_dir:
@@ -172,25 +184,32 @@ def measure_population(agent, hparams, n: int, steps: int, key, profile_dir=None
 
     # The MJX step alone, vmapped at batch n.
     env_steps = max(steps, 10)
-    env_states = jax.vmap(env.reset)(jax.random.split(env_key, n))
+    env_states = jax.jit(jax.vmap(env.reset))(jax.random.split(env_key, n))
     low, high = jnp.asarray(env.action_low), jnp.asarray(env.action_high)
     actions = jax.random.uniform(act_key, (env_steps, n, env.action_size), minval=low, maxval=high)
     rollout, compile_s["env"] = _cli.compile_timed(
         _env_rollout(env, env_steps), env_states, actions
     )
-    _, timing = profiling.time_calls(rollout, env_states, actions)
+    _, timing = profiling.time_calls(rollout, env_states, actions, min_seconds=min_seconds)
     env_rate = n * env_steps / timing.best
     out["env_alone"] = dict(
-        batch=n, steps=env_steps, seconds=timing.best, steps_per_second=env_rate
+        batch=n,
+        steps=env_steps,
+        seconds=timing.best,
+        cpu_seconds=timing.cpu,
+        steps_per_second=env_rate,
     )
     out["physics_share_of_trial"] = (n * steps / env_rate) / out["trial_seconds"]
 
     # Model training alone on full replay buffers.
-    agents = state.members.agents._replace(replay=_filled_replay(data_key, agent, n))
+    replay = jax.jit(lambda k: _filled_replay(k, agent, n))(data_key)
+    agents = state.members.agents._replace(replay=replay)
     train_keys = jax.random.split(train_key, n)
     train = jax.vmap(agent.train_model)
     train, compile_s["train"] = _cli.compile_timed(train, train_keys, agents, batched)
-    (_, train_metrics), timing = profiling.time_calls(train, train_keys, agents, batched)
+    (_, train_metrics), timing = profiling.time_calls(
+        train, train_keys, agents, batched, min_seconds=min_seconds
+    )
     rows = np.asarray(agents.replay.size, np.float64)
     epochs = np.clip(np.asarray(batched.model.epochs), 0, cfg.max_epochs)
     samples = float(np.sum(epochs * rows))
@@ -199,6 +218,7 @@ def measure_population(agent, hparams, n: int, steps: int, key, profile_dir=None
         rows=float(rows[0]),
         samples=samples,
         seconds=timing.best,
+        cpu_seconds=timing.cpu,
         gradient_steps=int(np.max(train_metrics["steps"])),
         samples_per_second=samples / timing.best,
         # forward + backward ~ 3 forward passes, on every member.
@@ -206,16 +226,18 @@ def measure_population(agent, hparams, n: int, steps: int, key, profile_dir=None
     )
 
     # One planning step (cem.optimize + trajectory cost) for every member, vmapped.
-    obs = jax.vmap(env.reset)(jax.random.split(env_key, n)).obs
+    obs = env_states.obs
     plan_keys = jax.random.split(plan_key, n)
     models = state.members.agents.model
     planner, compile_s["planner"] = _cli.compile_timed(
         _planner(agent), plan_keys, models, obs, batched
     )
-    _, timing = profiling.time_calls(planner, plan_keys, models, obs, batched, min_seconds=1.0)
     hp = batched.planner
     work = profiling.planner_work(
         fwd_model, hp.iterations, hp.population, hp.horizon, cfg.num_particles
+    )
+    _, timed = profiling.time_against_matmul(
+        planner, plan_keys, models, obs, batched, flops=work["flops"], min_seconds=min_seconds
     )
     executed = profiling.executed_planner_flops(
         ensemble_lib.forward_flops(agent.ensemble.config),
@@ -227,9 +249,8 @@ def measure_population(agent, hparams, n: int, steps: int, key, profile_dir=None
     out["planner"] = dict(
         **work,
         executed_flops=executed,
-        seconds=timing.best,
-        transitions_per_second=work["transitions"] / timing.best,
-        flops_per_second=work["flops"] / timing.best,
+        **timed,
+        transitions_per_second=work["transitions"] / timed["seconds"],
     )
     out["compile_seconds"] = compile_s
     out["compile_seconds_total"] = sum(compile_s.values())
@@ -274,15 +295,23 @@ def padding_report(config: ThroughputConfig, agent: pets_lib.PETS, key) -> dict:
 
 
 def projection(results: list[dict], agent: pets_lib.PETS, config: ThroughputConfig) -> dict:
-    """The study's PBT experiment (40 x 300 half_cheetah trials) on this device."""
-    largest = max(results, key=lambda r: r["population"])
+    """The study's PBT experiment (40 x 300 half_cheetah trials) on this device.
+
+    Uses the best rate measured over the population sizes: the device's throughput, since a
+    population runs as one program whatever its size.
+    """
+    best = {
+        "planner": max(results, key=lambda r: r["planner"]["flops_per_second"]),
+        "train": max(results, key=lambda r: r["train"]["samples_per_second"]),
+        "env": max(results, key=lambda r: r["env_alone"]["steps_per_second"]),
+    }
     cheetah = envs.load("half_cheetah")
     paper = presets.pets_config(cheetah, "paper", 1)
     direct = config.preset == "paper" and config.env == "half_cheetah"
     proj = profiling.paper_projection(
-        planner_flops_per_second=largest["planner"]["flops_per_second"],
-        train_samples_per_second=largest["train"]["samples_per_second"],
-        env_steps_per_second=largest["env_alone"]["steps_per_second"],
+        planner_flops_per_second=best["planner"]["planner"]["flops_per_second"],
+        train_samples_per_second=best["train"]["train"]["samples_per_second"],
+        env_steps_per_second=best["env"]["env_alone"]["steps_per_second"],
         paper_forward_flops=_forward_flops(cheetah, paper),
         measured_forward_flops=ensemble_lib.forward_flops(agent.ensemble.config),
         paper_ensemble_size=paper.ensemble_size,
@@ -293,7 +322,8 @@ def projection(results: list[dict], agent: pets_lib.PETS, config: ThroughputConf
         if direct
         else f"rescaled by FLOPs from preset={config.preset} env={config.env} (rough)"
     )
-    return dict(**proj, measured_population=largest["population"], basis=basis)
+    rates_from = {k: r["population"] for k, r in best.items()}
+    return dict(**proj, rates_from_population=rates_from, basis=basis)
 
 
 def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr)) -> dict:
@@ -309,26 +339,34 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
     for i, n in enumerate(config.populations):
         key, sub = jax.random.split(key)
         profile_dir = config.profile_dir if i == 0 else None
-        result = measure_population(agent, hparams, n, steps, sub, profile_dir)
-        result["planner"]["roofline_ratio"] = (
-            result["planner"]["flops_per_second"] / roofline["flops_per_second"]
-        )
+        result = measure_population(agent, hparams, n, steps, sub, profile_dir, config.min_seconds)
         results.append(result)
         log(
             f"population {n}: trial {result['trial_seconds']:.2f} s, "
             f"compile {result['compile_seconds_total']:.1f} s"
         )
+    results.sort(key=lambda r: r["population"])
     sizes = [r["population"] for r in results]
-    for name, get in (
-        ("trial", lambda r: r["env_steps_per_second"]),
-        ("env_alone", lambda r: r["env_alone"]["steps_per_second"]),
-        ("train", lambda r: r["train"]["samples_per_second"]),
-        ("planner", lambda r: r["planner"]["transitions_per_second"]),
-    ):
-        for r, eff in zip(
-            results, profiling.scaling_efficiency(sizes, [get(r) for r in results]), strict=True
-        ):
-            r.setdefault("vmap_efficiency", {})[name] = eff
+    # Work per wall second, and per CPU second (robust to other processes on a shared host).
+    measures = {  # name: (work done, its record with 'seconds' and 'cpu_seconds')
+        "trial": (lambda r: r["population"] * r["steps"], lambda r: r["trial"]),
+        "env_alone": (
+            lambda r: r["population"] * r["env_alone"]["steps"],
+            lambda r: r["env_alone"],
+        ),
+        "train": (lambda r: r["train"]["samples"], lambda r: r["train"]),
+        "planner": (lambda r: r["planner"]["transitions"], lambda r: r["planner"]),
+    }
+    for name, (amount, record) in measures.items():
+        for suffix, field in (("", "seconds"), ("_cpu", "cpu_seconds")):
+            rates = [amount(r) / max(record(r)[field], 1e-9) for r in results]
+            for r, eff in zip(results, profiling.scaling_efficiency(sizes, rates), strict=True):
+                r.setdefault(f"vmap_efficiency{suffix}", {})[name] = eff
+                # throughput(N) / throughput(smallest N): N/N0 where batching is free (an
+                # idle accelerator), ~1 where one member already saturates the device (CPU).
+                r.setdefault(f"batching_speedup{suffix}", {})[name] = (
+                    eff * r["population"] / sizes[0]
+                )
     key, pad_key = jax.random.split(key)
     return dict(
         config=dict(dataclasses.asdict(config), steps=steps),
@@ -340,6 +378,9 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
             count=jax.device_count(),
             cpu_count=os.cpu_count(),
             jax=jax.__version__,
+            xla_flags=os.environ.get("XLA_FLAGS", ""),
+            # compile seconds are small when this persistent cache already holds a program
+            compilation_cache_dir=jax.config.jax_compilation_cache_dir,
         ),
         matmul=roofline,
         results=results,
@@ -348,41 +389,32 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
     )
 
 
+_COLUMNS = (
+    ("N", lambda r: r["population"]),
+    ("compile s", lambda r: f"{r['compile_seconds_total']:.1f}"),
+    ("trial s", lambda r: f"{r['trial_seconds']:.3f}"),
+    ("env/s pop", lambda r: f"{r['env_steps_per_second']:.1f}"),
+    ("env/s MJX", lambda r: f"{r['env_alone']['steps_per_second']:.0f}"),
+    ("phys %", lambda r: f"{100 * r['physics_share_of_trial']:.1f}"),
+    ("train smp/s", lambda r: f"{r['train']['samples_per_second']:.0f}"),
+    ("plan tr/s", lambda r: f"{r['planner']['transitions_per_second']:.3g}"),
+    ("plan GF/s", lambda r: f"{r['planner']['flops_per_second'] / 1e9:.1f}"),
+    ("matmul GF/s", lambda r: f"{r['planner']['matmul_flops_per_second'] / 1e9:.0f}"),
+    ("roofline", lambda r: f"{r['planner']['roofline_ratio']:.2f}"),
+    ("roofl cpu", lambda r: f"{r['planner']['roofline_ratio_cpu']:.2f}"),
+    ("eff trial", lambda r: f"{r['vmap_efficiency']['trial']:.2f}"),
+    ("eff train", lambda r: f"{r['vmap_efficiency']['train']:.2f}"),
+    ("eff plan", lambda r: f"{r['vmap_efficiency']['planner']:.2f}"),
+    ("eff pl cpu", lambda r: f"{r['vmap_efficiency_cpu']['planner']:.2f}"),
+    ("peak MB", lambda r: f"{r['peak_memory']['bytes'] / 2**20:.0f}"),
+)
+
+
 def table(result: dict) -> str:
-    cols = (
-        "N",
-        "compile s",
-        "trial s",
-        "env/s pop",
-        "env/s MJX",
-        "phys %",
-        "train smp/s",
-        "plan trans/s",
-        "plan GF/s",
-        "roofline",
-        "eff trial",
-        "eff plan",
-        "mem MB",
-    )
-    lines = ["  ".join(f"{c:>12}" for c in cols)]
+    """The per-population table and the summary lines printed on stdout."""
+    lines = [" ".join(f"{name:>11}" for name, _ in _COLUMNS)]
     for r in result["results"]:
-        p = r["planner"]
-        row = (
-            r["population"],
-            f"{r['compile_seconds_total']:.1f}",
-            f"{r['trial_seconds']:.3f}",
-            f"{r['env_steps_per_second']:.1f}",
-            f"{r['env_alone']['steps_per_second']:.0f}",
-            f"{100 * r['physics_share_of_trial']:.1f}",
-            f"{r['train']['samples_per_second']:.0f}",
-            f"{p['transitions_per_second']:.3g}",
-            f"{p['flops_per_second'] / 1e9:.1f}",
-            f"{p['roofline_ratio']:.2f}",
-            f"{r['vmap_efficiency']['trial']:.2f}",
-            f"{r['vmap_efficiency']['planner']:.2f}",
-            f"{r['peak_memory']['bytes'] / 2**20:.0f}",
-        )
-        lines.append("  ".join(f"{str(v):>12}" for v in row))
+        lines.append(" ".join(f"{str(get(r)):>11}" for _, get in _COLUMNS))
     m, pad, proj = result["matmul"], result["padding"], result["paper_scale_projection"]
     lines.append(
         f"matmul {m['size']}^3 float32: {m['flops_per_second'] / 1e9:.1f} GFLOP/s; "
@@ -433,6 +465,10 @@ def plot(result: dict, path: str) -> None:
     for name in ("trial", "env_alone", "train", "planner"):
         ax2.plot(sizes, [r["vmap_efficiency"][name] for r in rs], "o-", label=name)
     ax2.plot(sizes, [r["planner"]["roofline_ratio"] for r in rs], "k--", label="planner/matmul")
+    ax2.plot(
+        sizes, [r["vmap_efficiency_cpu"]["planner"] for r in rs], "o:", label="planner (CPU s)"
+    )
+    ax2.plot(sizes, [sizes[0] / n for n in sizes], ":", color="grey", label="N0/N (saturated)")
     ax2.axhline(1.0, color="grey", lw=0.5)
     ax2.set(
         xscale="log",
@@ -455,11 +491,14 @@ def define_flags() -> None:
     flags.DEFINE_integer(
         "steps",
         0,
-        "Env steps per timed trial (0: 25 for tiny, 2 for paper; a paper-size "
-        "planning step costs ~10 s per member on a 2-core CPU).",
+        "Env steps per timed trial (0: 25 for tiny, 2 for paper: a paper-size planning "
+        "step costs seconds per member on a CPU).",
     )
     flags.DEFINE_integer("train_rows", 2000, "Replay rows for the model-training measurement.")
     flags.DEFINE_integer("seed", 0, "Random seed.")
+    flags.DEFINE_float(
+        "min_seconds", 1.0, "Timing budget per measurement: fast calls repeat, the best is kept."
+    )
     flags.DEFINE_string("out", "throughput.json", "Output JSON file.")
     flags.DEFINE_string("plot", None, "Output PNG (default: --out with .png).")
     flags.DEFINE_string("profile", None, "Directory for a jax.profiler trace of one step.")
@@ -481,6 +520,7 @@ def main(argv: list[str]) -> None:
         train_rows=f.train_rows,
         seed=f.seed,
         profile_dir=f.profile,
+        min_seconds=f.min_seconds,
     )
     plot_path = f.plot or os.path.splitext(f.out)[0] + ".png"
     try:

@@ -79,4 +79,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    _cli.prefer_wide_vectors()  # before JAX initialises its backend
     app.run(main, flags_parser=_cli.parse_flags)

@@ -11,6 +11,7 @@ Used by `benchmarks/throughput.py`.
 
 from __future__ import annotations
 
+import functools
 import resource
 import time
 from collections.abc import Callable, Mapping
@@ -61,19 +62,55 @@ def time_calls(
     return out, Timing(times[best], float(np.mean(times)), len(times), cpu_times[best])
 
 
-def matmul_roofline(size: int = 2048, calls: int = 5) -> dict[str, float]:
-    """float32 FLOP/s of a jitted `jnp.dot` of two [size, size] matrices (best of `calls`)."""
-    if size < 1 or calls < 1:
-        raise ValueError(f"size={size} and calls={calls} must be >= 1")
+@functools.lru_cache(maxsize=4)
+def _matmul_program(size: int) -> tuple[Any, jax.Array, jax.Array]:
     a = jax.random.normal(jax.random.PRNGKey(0), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.PRNGKey(1), (size, size), jnp.float32)
     dot = jax.jit(jnp.dot).lower(a, b).compile()
     jax.block_until_ready(dot(a, b))  # warm-up
+    return dot, a, b
+
+
+def matmul_roofline(size: int = 2048, calls: int = 5) -> dict[str, float]:
+    """float32 FLOP/s of a jitted `jnp.dot` of two [size, size] matrices (best of `calls`)."""
+    if size < 1 or calls < 1:
+        raise ValueError(f"size={size} and calls={calls} must be >= 1")
+    dot, a, b = _matmul_program(size)
     _, timing = time_calls(dot, a, b, min_seconds=0.0, max_calls=calls)
     flops = 2.0 * size**3
     return dict(
-        size=size, flops=flops, seconds=timing.best, cpu_seconds=timing.cpu,
-        flops_per_second=flops / timing.best, flops_per_cpu_second=flops / timing.cpu,
+        size=size,
+        flops=flops,
+        seconds=timing.best,
+        cpu_seconds=timing.cpu,
+        flops_per_second=flops / timing.best,
+        flops_per_cpu_second=flops / max(timing.cpu, 1e-9),
+    )
+
+
+def time_against_matmul(
+    fn: Callable, *args: Any, flops: float, min_seconds: float = 1.0, size: int = 2048
+) -> tuple[Any, dict[str, float]]:
+    """Times `fn(*args)` (doing `flops` useful FLOPs) between two matmul roofline measurements.
+
+    On a shared host the matmul rate moves with the load; bracketing the timed call keeps the
+    ratio honest. Returns (output, dict): seconds and CPU seconds of the best call, FLOP/s,
+    the adjacent matmul FLOP/s (mean of before and after), and the roofline ratio in wall
+    seconds and in CPU seconds.
+    """
+    before = matmul_roofline(size, calls=3)
+    out, timing = time_calls(fn, *args, min_seconds=min_seconds)
+    after = matmul_roofline(size, calls=3)
+    matmul = 0.5 * (before["flops_per_second"] + after["flops_per_second"])
+    matmul_cpu = 0.5 * (before["flops_per_cpu_second"] + after["flops_per_cpu_second"])
+    return out, dict(
+        seconds=timing.best,
+        cpu_seconds=timing.cpu,
+        calls=timing.calls,
+        flops_per_second=flops / timing.best,
+        matmul_flops_per_second=matmul,
+        roofline_ratio=flops / timing.best / matmul,
+        roofline_ratio_cpu=flops / max(timing.cpu, 1e-9) / matmul_cpu,
     )
 
 

@@ -155,7 +155,10 @@ def compile_programs(exp: Experiment, run: RunState) -> Programs:
     """AOT-compiles the population step and the tuner update+apply, timing compilation."""
     start = time.perf_counter()
     active = jnp.ones((exp.config.population,), bool)
-    step = jax.jit(exp.population.step).lower(run.population, active).compile()
+    # Pusher needs XLA:CPU's fusion emitters off (env.compiler_options), see BUILD_NOTES.
+    options = exp.env.compiler_options
+    step = jax.jit(exp.population.step, compiler_options=options)
+    step = step.lower(run.population, active).compile()
 
     def update(key, tuner_state, pop_state):
         fitness = exp.population.fitness(pop_state)

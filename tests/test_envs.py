@@ -26,7 +26,8 @@ BATCH, T_BATCH = 8, 20
 @functools.cache
 def _compiled(name):
     env = envs.load(name)
-    return env, jax.jit(env.reset), jax.jit(env.step)
+    jit = functools.partial(jax.jit, compiler_options=env.compiler_options)
+    return env, jit(env.reset), jit(env.step)
 
 
 @pytest.fixture(scope="module", params=envs.ALL_ENVS)
@@ -170,7 +171,7 @@ def _batched_rollout(env):
 
         return jax.lax.scan(body, state, actions)
 
-    return jax.jit(jax.vmap(one))
+    return jax.jit(jax.vmap(one), compiler_options=env.compiler_options)
 
 
 @pytest.fixture(scope="module", params=["cartpole", "half_cheetah"])

@@ -12,7 +12,6 @@ The first trial acts uniformly at random. Everything a tuner may change lives in
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import chex
@@ -96,6 +95,7 @@ class PETS(NamedTuple):
     cem: cem_lib.CEM
     default_hparams: PETSHParams
     init: Any
+    plan: Any
     run_trial: Any
     train_model: Any
     trial_and_train: Any
@@ -182,6 +182,8 @@ def make_pets(env, config: PETSConfig) -> PETS:
     Returns:
       A `PETS` NamedTuple of pure functions:
         init(key, hparams) -> AgentState
+        plan(key, model_state, obs, plan_init [max_horizon, A], hparams) -> (plan, info):
+          one CEM optimisation on the trajectory-sampling cost (one planning step)
         run_trial(key, state, hparams) -> (state, metrics)
         train_model(key, state, hparams) -> (state, metrics)
         trial_and_train(key, state, hparams) -> (state, metrics)
@@ -244,20 +246,27 @@ def make_pets(env, config: PETSConfig) -> PETS:
         )
         return AgentState(model=model_state, replay=buffer, trials=jnp.zeros((), jnp.int32))
 
+    def plan(
+        key: chex.PRNGKey,
+        model_state: ensemble_lib.ModelState,
+        obs: jax.Array,
+        plan_init: jax.Array,
+        hparams: PETSHParams,
+    ) -> tuple[jax.Array, dict]:
+        """One planning step: CEM from `plan_init` on the model's trajectory-sampling cost."""
+        cost_fn = lambda k, actions, horizon: trajectory_cost(k, model_state, obs, actions, horizon)
+        return cem.optimize(key, cost_fn, plan_init, hparams.planner)
+
     def _rollout(key, state: AgentState, hparams: PETSHParams, random_policy: bool):
         reset_key, steps_key = jax.random.split(key)
         env_state = env.reset(reset_key)
         del reset_key
 
-        def policy(key, obs, plan):
+        def policy(key, obs, mean):
             if random_policy:
-                return jax.random.uniform(key, low.shape, minval=low, maxval=high), plan
-            cost_fn = functools.partial(_cost_of, state.model, obs)
-            plan, _ = cem.optimize(key, cost_fn, plan, hparams.planner)
-            return plan[0], cem.shift(plan, hparams.planner)
-
-        def _cost_of(model_state, obs, key, actions, horizon):
-            return trajectory_cost(key, model_state, obs, actions, horizon)
+                return jax.random.uniform(key, low.shape, minval=low, maxval=high), mean
+            mean, _ = plan(key, state.model, obs, mean, hparams)
+            return mean[0], cem.shift(mean, hparams.planner)
 
         def body(carry, key):
             env_state, plan = carry
@@ -326,6 +335,7 @@ def make_pets(env, config: PETSConfig) -> PETS:
         cem=cem,
         default_hparams=default_hparams,
         init=init,
+        plan=plan,
         run_trial=run_trial,
         train_model=train_model,
         trial_and_train=trial_and_train,

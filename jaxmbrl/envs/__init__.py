@@ -1,7 +1,9 @@
 """MJX environments of Zhang et al. 2021 (PETS tasks): registry and public API.
 
 ``load(name, **overrides)`` builds an environment with its config fields overridden, e.g.
-``load('half_cheetah', iterations=8, episode_length=100)``.
+``load('half_cheetah', iterations=8, episode_length=100)``. Jit programs that step an env
+with ``jax.jit(f, compiler_options=env.compiler_options)`` (a CPU workaround for pusher),
+and batch above 256 with ``BatchedEnv`` / ``chunked_vmap`` (a CPU LAPACK hang guard).
 """
 
 from __future__ import annotations

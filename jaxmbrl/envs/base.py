@@ -132,6 +132,14 @@ class MjxEnv:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
 
+    @property
+    def compiler_options(self) -> dict:
+        """XLA options for programs that step this env: ``jax.jit(f, compiler_options=...)``.
+
+        Empty except where a backend needs a workaround (see Pusher).
+        """
+        return {}
+
     # ---- hooks for subclasses -------------------------------------------------------
     def _make_mj_model(self) -> mujoco.MjModel:
         raise NotImplementedError

@@ -4,6 +4,9 @@
 every tunable hyperparameter (learning rate, weight decay, epochs, hidden width, hidden
 depth, activation) is a traced value in `ModelHParams`, and every shape is fixed by the
 static `EnsembleConfig`, so a population of differently-tuned models is one `jax.vmap`.
+Width and depth are tuned only with `EnsembleConfig.tunable_architecture` (padded and
+masked); by default the network is always full size and the masks are left out, which is
+what a planner that does not tune the architecture should run.
 
 Training follows PETS / mbrl-lib:
 - loss = sum over members of mean_{batch, dim}[(mu - y)^2 exp(-logvar) + logvar]
@@ -52,6 +55,10 @@ class EnsembleConfig(NamedTuple):
     optimizer: str = "adam"  # 'adam': L2 decay in the loss (PETS); 'adamw': decoupled
     layer_decay_scales: tuple | None = None  # max_hidden_layers + 1 multipliers of weight_decay
     eval_batch_size: int = 2048  # rows per chunk when computing validation error
+    # True: ModelHParams.hidden_width/hidden_layers are traced (padded to the maxima, masked).
+    # False: the network is always max_hidden_width x max_hidden_layers and those two
+    # hyperparameters are ignored; no masks in the program (faster planning).
+    tunable_architecture: bool = False
 
 
 class ModelHParams(NamedTuple):
@@ -60,8 +67,8 @@ class ModelHParams(NamedTuple):
     learning_rate: jax.Array  # float32
     weight_decay: jax.Array  # float32
     epochs: jax.Array  # int32, clipped to [0, max_epochs]
-    hidden_width: jax.Array  # int32, clipped to [1, max_hidden_width]
-    hidden_layers: jax.Array  # int32, clipped to [1, max_hidden_layers]
+    hidden_width: jax.Array  # int32, clipped to [1, max_hidden_width] (if tunable_architecture)
+    hidden_layers: jax.Array  # int32, clipped to [1, max_hidden_layers] (if tunable_architecture)
     activation: jax.Array  # int32 index into ACTIVATIONS (used only if config.activation None)
 
 
@@ -72,7 +79,7 @@ class ModelState(NamedTuple):
     input_std: jax.Array  # [input_size]
     elites: jax.Array  # [num_elites] int32, best validation MSE first
     val_mse: jax.Array  # [ensemble_size] validation MSE of each member at the last train
-    hidden_width: jax.Array  # int32 [] architecture used by predict
+    hidden_width: jax.Array  # int32 [] architecture used by predict (the maxima if static)
     hidden_layers: jax.Array  # int32 []
     activation: jax.Array  # int32 []
 
@@ -101,6 +108,8 @@ def _check_config(config: EnsembleConfig) -> None:
         raise ValueError(f"validation_ratio={config.validation_ratio} must be in [0, 1)")
     if config.activation is not None and config.activation not in ACTIVATIONS:
         raise ValueError(f"activation={config.activation!r} must be None or one of {ACTIVATIONS}")
+    if not isinstance(config.tunable_architecture, bool):
+        raise ValueError(f"tunable_architecture={config.tunable_architecture!r} must be a bool")
     if config.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={config.optimizer!r} must be one of {OPTIMIZERS}")
     scales = config.layer_decay_scales
@@ -133,8 +142,11 @@ def forward_flops(
     particles costs P * forward_flops. `hparams_or_widths` is a ModelHParams (effective
     width/depth), a sequence of hidden-layer widths, or None for the padded maximum (what
     the padded program actually computes). Activations, biases and the log-variance clamp
-    are not counted.
+    are not counted. Without `config.tunable_architecture` a ModelHParams counts the full
+    network (its width and depth are ignored by the model).
     """
+    if isinstance(hparams_or_widths, ModelHParams) and not config.tunable_architecture:
+        hparams_or_widths = None
     if hparams_or_widths is None:
         widths = [config.max_hidden_width] * config.max_hidden_layers
     elif isinstance(hparams_or_widths, ModelHParams):
@@ -202,14 +214,21 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
         max_hidden_width=h_max,
         max_hidden_layers=config.max_hidden_layers,
         activation=config.activation,
+        tunable_architecture=config.tunable_architecture,
     )
     elite_net = net.clone(ensemble_size=n_elites)
     scales = np.asarray(config.layer_decay_scales or (1.0,) * (config.max_hidden_layers + 1))
     scales = scales.astype(np.float32)
 
     def _arch(hp: ModelHParams):
-        width = jnp.clip(jnp.asarray(hp.hidden_width, jnp.int32), 1, h_max)
-        layers = jnp.clip(jnp.asarray(hp.hidden_layers, jnp.int32), 1, config.max_hidden_layers)
+        if config.tunable_architecture:
+            width = jnp.clip(jnp.asarray(hp.hidden_width, jnp.int32), 1, h_max)
+            layers = jnp.clip(
+                jnp.asarray(hp.hidden_layers, jnp.int32), 1, config.max_hidden_layers
+            )
+        else:  # constants: nothing in the program depends on them
+            width = jnp.asarray(h_max, jnp.int32)
+            layers = jnp.asarray(config.max_hidden_layers, jnp.int32)
         act = jnp.clip(jnp.asarray(hp.activation, jnp.int32), 0, len(ACTIVATIONS) - 1)
         return width, layers, act
 
@@ -253,11 +272,19 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
             raise ValueError(
                 f"inputs.shape[0]={k} must be ensemble_size={e} or num_elites={n_elites}"
             )
-        x = (inputs - state.input_mean) / state.input_std
+        # Normalisation folded into the first layer: O(input x width) per call instead of a
+        # pass over every row (and hoisted out of a planner's loop by XLA).
+        params = network.fold_normalizer(params, state.input_mean, state.input_std)
         arch = (state.hidden_width, state.hidden_layers, state.activation)
-        return module.apply({"params": params}, x, *arch)
+        return module.apply({"params": params}, inputs, *arch)
 
     def _decay_coeffs(params, weight_decay, width, layers):
+        if not config.tunable_architecture:
+            return {
+                "w_in": weight_decay * scales[0],
+                "w_hid": weight_decay * jnp.asarray(scales[1:-1]).reshape(-1, 1, 1, 1),
+                "w_out": weight_decay * scales[-1],
+            }
         masks = network.active_masks(params, width, layers)
         hid_scales = jnp.asarray(scales[1:-1]).reshape(-1, 1, 1, 1)
         return {

@@ -1,11 +1,13 @@
 """Batched-weight ensemble MLP of PETS (Chua et al., NeurIPS 2018) with padded width/depth.
 
 All E members share one set of stacked weights with a leading member axis, so each layer is
-a single einsum over the member axis. Hidden width and depth are traced values: the weights
-have the static maximum shape, hidden units >= `hidden_width` are zeroed after the
-activation, and hidden-to-hidden layers beyond `hidden_layers` are skipped (identity), so
-a padded network computes exactly what an unpadded one with the sliced weights computes.
-The output is a Gaussian mean and a log-variance soft-clamped between learned bounds.
+a single einsum over the member axis. With `tunable_architecture`, hidden width and depth are
+traced values: the weights have the static maximum shape, hidden units >= `hidden_width` are
+zeroed after the activation, and hidden-to-hidden layers beyond `hidden_layers` are skipped
+(identity), so a padded network computes exactly what an unpadded one with the sliced weights
+computes. Without it (the default: width and depth are not tuned) the network is always the
+full maximum size and the masks and layer selects are left out of the program (the planner's
+hot path). The output is a Gaussian mean and a log-variance soft-clamped between learned bounds.
 """
 
 from __future__ import annotations
@@ -38,6 +40,27 @@ def pets_kernel_init(key: jax.Array, shape: tuple, dtype=jnp.float32) -> jax.Arr
     return std * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
 
 
+def softplus(x: jax.Array) -> jax.Array:
+    """log(1 + exp(x)) as max(x, 0) + log1p(exp(-|x|)): stable, and cheaper on CPU than
+    `jax.nn.softplus` (logaddexp's extra infinity/NaN selects); same values and gradient
+    (sigmoid(x); 0.5 at 0), inf at inf, 0 at -inf, NaN at NaN."""
+    return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
+def fold_normalizer(params: dict, mean: jax.Array, std: jax.Array) -> dict:
+    """Folds the input normalisation (x - mean) / std into the first layer.
+
+    w_in' = w_in / std and b_in' = b_in - (mean / std) @ w_in, so the network applied to raw
+    inputs x with the returned parameters equals it applied to (x - mean) / std with `params`
+    (up to float rounding); costs one [input, width] product per member instead of a pass
+    over every input row.
+    """
+    inv = 1.0 / std
+    w_in = params["w_in"]
+    b_in = params["b_in"] - jnp.einsum("i,eih->eh", mean * inv, w_in)[:, None, :]
+    return {**params, "w_in": w_in * inv[:, None], "b_in": b_in}
+
+
 def activation_fn(name: str | None, index: jax.Array):
     """Static activation by name, or (name None) a traced choice by index via lax.switch."""
     if name is not None:
@@ -55,6 +78,7 @@ class EnsembleMLP(nn.Module):
     max_hidden_width: int
     max_hidden_layers: int
     activation: str | None = "silu"
+    tunable_architecture: bool = True  # False: always full size; width/depth args ignored
 
     @nn.compact
     def __call__(
@@ -78,16 +102,23 @@ class EnsembleMLP(nn.Module):
         min_logvar = self.param("min_logvar", nn.initializers.constant(-10.0), (1, o))
 
         act = activation_fn(self.activation, activation_index)
-        # sigmoid(0) != 0, so padded units are masked after the activation.
-        unit_mask = (jnp.arange(h) < hidden_width).astype(x.dtype)
-        z = act(jnp.einsum("eni,eih->enh", x, w_in) + b_in) * unit_mask
+        if self.tunable_architecture:
+            # sigmoid(0) != 0, so padded units are masked after the activation.
+            unit_mask = (jnp.arange(h) < hidden_width).astype(x.dtype)
+            masked_act = lambda z: act(z) * unit_mask
+        else:
+            masked_act = act
+        z = masked_act(jnp.einsum("eni,eih->enh", x, w_in) + b_in)
         for layer in range(extra):  # static depth <= max_hidden_layers, not a member loop
-            new_z = act(jnp.einsum("enh,ehk->enk", z, w_hid[layer]) + b_hid[layer]) * unit_mask
-            z = jnp.where(layer + 1 < hidden_layers, new_z, z)
+            new_z = masked_act(jnp.einsum("enh,ehk->enk", z, w_hid[layer]) + b_hid[layer])
+            if self.tunable_architecture:
+                z = jnp.where(layer + 1 < hidden_layers, new_z, z)
+            else:
+                z = new_z
         out = jnp.einsum("enh,eho->eno", z, w_out) + b_out
         mean, logvar = out[..., :o], out[..., o:]
-        logvar = max_logvar - jax.nn.softplus(max_logvar - logvar)
-        logvar = min_logvar + jax.nn.softplus(logvar - min_logvar)
+        logvar = max_logvar - softplus(max_logvar - logvar)
+        logvar = min_logvar + softplus(logvar - min_logvar)
         return mean, logvar
 
 

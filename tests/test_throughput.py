@@ -1,0 +1,158 @@
+"""Tests of the population-throughput profiler (benchmarks/throughput.py, jaxmbrl/profiling.py)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:  # `benchmarks` is a directory of scripts beside the package
+    sys.path.insert(0, REPO)
+
+from benchmarks import _cli, throughput  # noqa: E402
+from jaxmbrl import profiling  # noqa: E402
+from jaxmbrl.tuners.space import Float, Int, SearchSpace  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def result():
+    config = throughput.ThroughputConfig(
+        env="cartpole", preset="tiny", populations=(1, 2), steps=3, train_rows=64, min_seconds=0.0
+    )
+    return throughput.run(config, log=lambda line: None)
+
+
+def _positive(x):
+    return isinstance(x, float | int) and math.isfinite(x) and x > 0
+
+
+def test_run_reports_every_measurement(result, tmp_path):
+    assert [r["population"] for r in result["results"]] == [1, 2]
+    for r in result["results"]:
+        for key in ("population_step", "env", "train", "planner"):
+            assert r["compile_seconds"][key] >= 0
+        assert r["peak_memory"]["bytes"] > 0 and r["peak_memory"]["source"]
+        for value in (
+            r["trial_seconds"],
+            r["env_steps_per_second"],
+            r["env_alone"]["steps_per_second"],
+            r["train"]["samples_per_second"],
+            r["planner"]["transitions_per_second"],
+            r["planner"]["flops_per_second"],
+            r["planner"]["matmul_flops_per_second"],
+            r["planner"]["roofline_ratio"],
+            r["physics_share_of_trial"],
+        ):
+            assert _positive(value)
+        # samples = epochs x rows: the tiny preset trains 5 epochs on full 64-row buffers.
+        assert r["train"]["samples"] == r["population"] * 5 * 64
+        assert set(r["vmap_efficiency"]) == {"trial", "env_alone", "train", "planner"}
+        assert set(r["batching_speedup"]) == set(r["vmap_efficiency"])
+    assert all(v == pytest.approx(1.0) for v in result["results"][0]["vmap_efficiency"].values())
+    assert _positive(result["matmul"]["flops_per_second"])
+
+    pad = result["padding"]
+    assert pad["maxima"] == {"iterations": 8, "population": 700, "horizon": 60}
+    for case in ("default", "space_mean"):
+        assert 0.0 < pad[case]["padding_share"] < pad[case]["padding_share_at_maxima"] < 1.0
+    assert 0.0 < pad["population_of_40_from_prior"]["padding_share"] < 1.0
+
+    proj = result["paper_scale_projection"]
+    assert proj["experiment_members"] == 40 and proj["experiment_trials"] == 300
+    parts = proj["planner_seconds"] + proj["train_seconds"] + proj["env_seconds"]
+    assert proj["total_seconds"] == pytest.approx(parts)
+
+    out, png = tmp_path / "t.json", tmp_path / "t.png"
+    _cli.write_json(str(out), result)
+    throughput.plot(result, str(png))
+    assert json.loads(out.read_text())["results"][1]["population"] == 2
+    assert png.stat().st_size > 0
+    lines = throughput.table(result).splitlines()
+    assert lines[0].split()[0] == "N" and lines[1].split()[0] == "1"
+
+
+def test_flop_counts_hand_computed():
+    # Two agents: 2 iterations x 10 candidates x horizon 4, and 3 x 20 x 5; 2 particles.
+    work = profiling.planner_work(1000, [2, 3], [10, 20], [4, 5], particles=2)
+    assert work["transitions"] == 2 * 10 * 4 * 2 + 3 * 20 * 5 * 2 == 760
+    assert work["flops"] == 760 * 1000
+    # Padded + vmapped: every agent runs max(iterations) x max_population x max(horizon).
+    assert (
+        profiling.executed_planner_flops(1500, [2, 3], [4, 5], 30, 2) == 2 * 3 * 30 * 5 * 2 * 1500
+    )
+
+    maxima = dict(iterations=8, population=700, horizon=60)
+    share = profiling.padding_share(
+        100, 100, 2, maxima, dict(iterations=5, population=500, horizon=30)
+    )
+    assert share["needed_flops"] == 5 * 500 * 30 * 2 * 100
+    assert share["executed_flops"] == 5 * 700 * 30 * 2 * 100
+    assert share["padding_share"] == pytest.approx(2 / 7)
+    assert share["padding_share_at_maxima"] == pytest.approx(1 - 15e6 / (8 * 700 * 60 * 2 * 100))
+
+    space = SearchSpace((Int("num_cem_iters", 3, 8), Float("x", 0.0, 1.0)))
+    means = profiling.space_means(space)
+    assert means["num_cem_iters"] == pytest.approx(5.5, abs=1e-3)
+    assert means["x"] == pytest.approx(0.5, abs=1e-3)
+
+    assert profiling.scaling_efficiency([1, 2, 4], [10.0, 15.0, 20.0]) == [1.0, 0.75, 0.5]
+
+    experiment = dict(
+        members=2, trials=3, steps=10, iterations=1, population=2, particles=1, horizon=3, epochs=2
+    )
+    proj = profiling.paper_projection(
+        planner_flops_per_second=100.0,
+        train_samples_per_second=8.0,
+        env_steps_per_second=4.0,
+        paper_forward_flops=10.0,
+        measured_forward_flops=5.0,
+        experiment=experiment,
+    )
+    assert proj["planner_transitions"] == 2 * 2 * 10 * (1 * 2 * 1 * 3) == 240
+    assert proj["planner_seconds"] == pytest.approx(240 * 10 / 100)
+    assert proj["train_samples"] == 2 * 2 * 10 * (1 + 2 + 3) == 240
+    assert proj["train_seconds"] == pytest.approx(240 * 2 / 8)  # paper model: 2x the FLOPs
+    assert proj["env_seconds"] == pytest.approx(2 * 3 * 10 / 4)
+
+
+def test_matmul_roofline_counts_what_xla_counts():
+    n = 64
+    a = jnp.ones((n, n), jnp.float32)
+    compiled = jax.jit(jnp.dot).lower(a, a).compile()
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, list | tuple) else analysis
+    roof = profiling.matmul_roofline(n, calls=1)
+    assert roof["flops"] == analysis["flops"] == 2 * n**3
+    assert _positive(roof["flops_per_second"]) and _positive(roof["flops_per_cpu_second"])
+
+
+@pytest.mark.parametrize(
+    "flag, needle",
+    [("--population=1,x", "--population=1,x"), ("--preset=huge", "preset")],
+)
+def test_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.throughput", flag, f"--out={tmp_path}/t.json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and needle in lines[0]
+    assert not (tmp_path / "t.json").exists()
+
+
+def test_config_validation_names_the_bad_value():
+    with pytest.raises(ValueError, match="population=\\[0, 2\\]"):
+        throughput.ThroughputConfig(populations=(0, 2)).validate()
+    with pytest.raises(ValueError, match="unknown env 'moon'"):
+        throughput.ThroughputConfig(env="moon").validate()
+    assert np.isfinite(profiling.scaling_efficiency([2], [3.0])[0])
