@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import sys
-import time
 from typing import Any
 
 import jax
@@ -52,6 +51,15 @@ def _has_avx512(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return False
 
 
+def _backend_initialized() -> bool:
+    try:
+        from jax._src import xla_bridge  # private API, hence guarded
+
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):
+        return False
+
+
 def prefer_wide_vectors(cpuinfo: str = "/proc/cpuinfo") -> str | None:
     """Asks XLA:CPU for 512-bit vectors on AVX-512 x86 hosts; returns the flag added, or None.
 
@@ -64,13 +72,8 @@ def prefer_wide_vectors(cpuinfo: str = "/proc/cpuinfo") -> str | None:
     flags_now = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_prefer_vector_width" in flags_now or not _has_avx512(cpuinfo):
         return None
-    try:
-        from jax._src import xla_bridge  # private API, hence guarded
-
-        if xla_bridge.backends_are_initialized():
-            return None  # too late: the flag would be ignored
-    except (ImportError, AttributeError):
-        pass
+    if _backend_initialized():
+        return None  # too late: XLA has read its flags
     os.environ["XLA_FLAGS"] = f"{flags_now} {WIDE_VECTOR_FLAG}".strip()
     return WIDE_VECTOR_FLAG
 
@@ -82,13 +85,6 @@ def enable_compilation_cache() -> str:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return cache_dir
-
-
-def compile_timed(fn, *args) -> tuple[Any, float]:
-    """AOT-compiles `jax.jit(fn)` for `args`; returns (compiled, seconds)."""
-    start = time.perf_counter()
-    compiled = jax.jit(fn).lower(*args).compile()
-    return compiled, time.perf_counter() - start
 
 
 def to_builtin(value: Any) -> Any:

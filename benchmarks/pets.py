@@ -47,12 +47,18 @@ def main(argv: list[str]) -> None:
     agent = pets_lib.make_pets(env, config)
     overrides = {k: f.value for k, f in _HP.items() if f.value is not None}
     try:
-        hparams = pets_lib.with_overrides(agent, agent.default_hparams, **overrides)
+        hparams = pets_lib.with_overrides(agent, presets.study_hparams(agent), **overrides)
     except ValueError as error:
         _cli.usage_error(str(error))
+    # Nothing is tuned here: compile the smallest program for these hyperparameters.
+    config = presets.fit_config(config, hparams)
+    agent = pets_lib.make_pets(env, config)
+    hparams = pets_lib.replace_hparams(agent.default_hparams, pets_lib.hparams_dict(hparams))
     print(f"config {config}", file=sys.stderr)
-    print(f"hparams { {k: v.item() for k, v in pets_lib.hparams_dict(hparams).items()} }",
-          file=sys.stderr)
+    print(
+        f"hparams { {k: v.item() for k, v in pets_lib.hparams_dict(hparams).items()} }",
+        file=sys.stderr,
+    )
 
     key = jax.random.PRNGKey(_SEED.value)
     init_key, key = jax.random.split(key)

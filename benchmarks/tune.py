@@ -4,7 +4,9 @@ r"""Tunes a population of PETS agents with random search, Hyperband, PBT or PBT-
       --ready_interval=2 --space=planning --preset=tiny --out=runs/pbt
 
 Writes DIR/summary.json, DIR/members.jsonl (one line per member per trial), DIR/returns.png,
-DIR/schedules.png, and orbax checkpoints under DIR/checkpoints. Re-running with the same
+DIR/schedules.png, DIR/schedule.npz (every decision: copies and hyperparameters), and orbax
+checkpoints under DIR/checkpoints. `--tuner=replay --schedule=DIR/schedule.npz` replays a
+recorded schedule on another seed or env. Re-running with the same
 --out (or --resume) continues from the newest complete checkpoint.
 """
 
@@ -19,7 +21,10 @@ from benchmarks import _cli
 from jaxmbrl import tuning
 
 _ENV = flags.DEFINE_string("env", "cartpole", "Environment.")
-_TUNER = flags.DEFINE_string("tuner", "pbt", "random | hyperband | pbt | pbt_bt.")
+_TUNER = flags.DEFINE_string("tuner", "pbt", "random | hyperband | pbt | pbt_bt | replay.")
+_SCHEDULE = flags.DEFINE_string(
+    "schedule", "", "--tuner=replay: DIR/schedule.npz of an earlier run to replay."
+)
 _POPULATION = flags.DEFINE_integer("population", 4, "Population slots.")
 _TRIALS = flags.DEFINE_integer("trials", 8, "Budget per member in trials (Hyperband: max).")
 _READY = flags.DEFINE_integer("ready_interval", 2, "Trials between tuner updates.")
@@ -69,11 +74,13 @@ def main(argv: list[str]) -> None:
         summary = tuning.run(config, _OUT.value, log=log)
     except ValueError as error:
         _cli.usage_error(str(error))
+    num = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+    first, last = summary["first_step"] or {}, summary["last_step"] or {}
     print(
-        f"{summary['tuner']} on {summary['env']}: best return {summary['best_return']:.2f} "
-        f"(member {summary['best_member']}), first step mean "
-        f"{summary['first_step']['mean_fitness']:.2f} -> last step mean "
-        f"{summary['last_step']['mean_fitness']:.2f}; {summary['wall_seconds']:.0f} s wall, "
+        f"{summary['tuner']} on {summary['env']}: best return {num(summary['best_return'])} "
+        f"(member {summary['best_member']}), population mean "
+        f"{num(first.get('mean_fitness'))} after the first step -> "
+        f"{num(last.get('mean_fitness'))} at the end; {summary['wall_seconds']:.0f} s wall, "
         f"{summary['compile_seconds']:.0f} s compile; results in {_OUT.value}"
     )
 

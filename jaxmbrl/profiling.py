@@ -6,7 +6,7 @@ ensemble forward pass: iterations x CEM population x particles x horizon rows pe
 `forward_flops` FLOPs. These helpers count those FLOPs (needed at the actual hyperparameters vs
 executed by the padded program), time compiled calls, measure the float32 matmul rate the same
 device reaches (the roofline the planner is compared with) and project the study's experiment.
-Used by `benchmarks/throughput.py`.
+Used by `jaxmbrl.throughput` (the population profiler behind `benchmarks/throughput.py`).
 """
 
 from __future__ import annotations
@@ -60,6 +60,13 @@ def time_calls(
         cpu_times.append(time.process_time() - cpu_start)
     best = int(np.argmin(times))
     return out, Timing(times[best], float(np.mean(times)), len(times), cpu_times[best])
+
+
+def compile_timed(fn: Callable, *args: Any, compiler_options: dict | None = None) -> tuple:
+    """AOT-compiles `jax.jit(fn)` for `args`; returns (compiled, seconds to lower + compile)."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn, compiler_options=compiler_options or None).lower(*args).compile()
+    return compiled, time.perf_counter() - start
 
 
 @functools.lru_cache(maxsize=4)

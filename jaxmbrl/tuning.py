@@ -28,7 +28,8 @@ from jaxmbrl import population as population_lib
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 
-TUNERS = ("random", "hyperband", "pbt", "pbt_bt")
+TUNERS = ("random", "hyperband", "pbt", "pbt_bt", "replay")
+SCHEDULE_FIELDS = tuners.Decision._fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,7 @@ class TuneConfig:
     preset: str = "tiny"
     trial_length: int = 0  # env steps per trial; 0: the preset's
     eta: int = 3
+    schedule: str = ""  # tuner 'replay': a schedule.npz written by an earlier run
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
 
@@ -77,6 +79,17 @@ class TuneConfig:
             raise ValueError(
                 f"ready_interval={self.ready_interval} must be <= trials={self.trials}"
             )
+        if (self.tuner == "replay") != bool(self.schedule):
+            raise ValueError(
+                f"schedule={self.schedule!r}: a schedule is needed by, and only by, --tuner=replay"
+            )
+        if self.schedule:
+            population = load_schedule(self.schedule).source.shape[1]
+            if population != self.population:
+                raise ValueError(
+                    f"population={self.population} differs from the schedule's {population} "
+                    f"members ({self.schedule})"
+                )
         if self.tuner == "pbt_bt" and self.population < 2:
             raise ValueError(f"population={self.population} must be >= 2 for pbt_bt")
 
@@ -91,8 +104,31 @@ class Experiment(NamedTuple):
     base_hparams: pets_lib.PETSHParams
 
 
+def load_schedule(path: str) -> tuners.Decision:
+    """A recorded schedule (`schedule.npz` of a run): Decision with leaves [T + 1, N, ...]."""
+    try:
+        with np.load(path) as data:
+            return tuners.Decision(**{k: data[k] for k in SCHEDULE_FIELDS})
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(f"schedule={path!r} is not a readable schedule.npz ({error})") from None
+
+
+def save_schedule(path: str, decisions: list[dict]) -> None:
+    np.savez(path, **{k: np.stack([np.asarray(d[k]) for d in decisions]) for k in SCHEDULE_FIELDS})
+
+
 def make_tuner(config: TuneConfig, space: tuners.SearchSpace) -> tuners.Tuner:
     n, step = config.population, config.ready_interval
+    if config.tuner == "replay":
+        schedule = load_schedule(config.schedule)
+        if schedule.hparams.shape[-1] != space.dim:
+            raise ValueError(
+                f"schedule={config.schedule!r} has {schedule.hparams.shape[-1]} "
+                f"hyperparameters, space {config.space!r} has {space.dim}"
+            )
+        # Archive restores (PBT-BT) cannot be replayed as copies: replay hparams only then.
+        copies = bool((schedule.source < n).all())
+        return tuners.make_schedule_replay(schedule, space, copy_sources=copies)
     if config.tuner == "random":
         return tuners.random_search(space, n, step_trials=step)
     if config.tuner == "hyperband":
@@ -291,7 +327,10 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
     checkpointer = checkpoint.Checkpointer(
         os.path.join(out_dir, "checkpoints"), config.keep_checkpoints, log=log
     )
-    meta = dict(members_lines=0, best=None, history=[])
+    decision_record = lambda d: {k: np.asarray(v).tolist() for k, v in d._asdict().items()}  # noqa: E731
+    meta = dict(
+        members_lines=0, best=None, history=[], schedule=[decision_record(run_state.tuner.decision)]
+    )
     restored = checkpointer.restore_latest(run_state)
     if restored is not None:
         run_state, meta = restored
@@ -332,6 +371,7 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
             )
         )
         run_state = RunState(pop_state, tuner_state, key, run_state.step + 1, run_state.elapsed)
+        meta["schedule"].append(decision_record(tuner_state.decision))
         write_jsonl(members_path, rows)
         meta["members_lines"] += len(rows)
         h = meta["history"][-1]
@@ -362,6 +402,7 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
     )
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
+    save_schedule(os.path.join(out_dir, "schedule.npz"), meta["schedule"])
     plots.plot_run(members_path, out_dir)
     return summary
 

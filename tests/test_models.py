@@ -7,6 +7,7 @@ import pytest
 
 from jaxmbrl import models
 from jaxmbrl.models import ensemble as ensemble_lib
+from jaxmbrl.models import network
 
 CFG = models.EnsembleConfig(
     input_size=1,
@@ -17,7 +18,9 @@ CFG = models.EnsembleConfig(
     max_hidden_layers=3,
     max_epochs=20,
     batch_size=32,
+    tunable_architecture=True,  # most tests tune width/depth; STATIC_CFG does not
 )
+STATIC_CFG = CFG._replace(tunable_architecture=False, max_hidden_width=16)
 CAPACITY = 1024
 
 
@@ -238,13 +241,15 @@ def test_split_rows_is_stable_as_buffer_grows():
 
 
 def test_forward_flops_hand_computed():
-    cfg = models.EnsembleConfig(input_size=24, output_size=18)  # 24-200x4-36
+    cfg = models.EnsembleConfig(input_size=24, output_size=18, tunable_architecture=True)
     full = 2 * (24 * 200 + 3 * 200 * 200 + 200 * 36)
     assert models.forward_flops(cfg) == full == 264_000
     assert models.forward_flops(cfg, (200, 200, 200, 200)) == full
     hp = hparams(cfg, hidden_width=100, hidden_layers=2)
     assert models.forward_flops(cfg, hp) == 2 * (24 * 100 + 100 * 100 + 100 * 36) == 32_000
     assert models.forward_flops(cfg, [100, 100]) == 32_000
+    # A static architecture ignores the width/depth hyperparameters: always full size.
+    assert models.forward_flops(cfg._replace(tunable_architecture=False), hp) == full
 
 
 @pytest.mark.parametrize(
@@ -255,6 +260,7 @@ def test_forward_flops_hand_computed():
         (dict(optimizer="sgd"), "optimizer"),
         (dict(layer_decay_scales=(1.0, 1.0)), "layer_decay_scales"),
         (dict(validation_ratio=1.0), "validation_ratio"),
+        (dict(tunable_architecture=None), "tunable_architecture"),
     ],
 )
 def test_bad_config_raises(change, match):
@@ -287,3 +293,58 @@ def test_init_std_uses_active_fan_in(ens):
     np.testing.assert_array_equal(params["b_in"], 0.0)
     np.testing.assert_allclose(params["max_logvar"], 0.5)
     np.testing.assert_allclose(params["min_logvar"], -10.0)
+
+
+def test_soft_clamp_equals_softplus_form_in_value_and_gradient():
+    def reference(lv, hi, lo):  # PETS' formulation
+        lv = hi - jax.nn.softplus(hi - lv)
+        return lo + jax.nn.softplus(lv - lo)
+
+    lv = jnp.linspace(-40.0, 40.0, 161)[:, None]
+    hi, lo = jnp.array([[0.5, 2.0, -3.0]]), jnp.array([[-10.0, -1.0, -20.0]])
+    np.testing.assert_allclose(
+        network.soft_clamp_logvar(lv, hi, lo), reference(lv, hi, lo), rtol=1e-5, atol=1e-5
+    )
+    loss = lambda f: lambda *a: jnp.sum(jnp.sin(f(*a)))  # non-uniform cotangents
+    got = jax.grad(loss(network.soft_clamp_logvar), argnums=(0, 1, 2))(lv, hi, lo)
+    want = jax.grad(loss(reference), argnums=(0, 1, 2))(lv, hi, lo)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6)
+    edge = network.soft_clamp_logvar(jnp.array([-jnp.inf, -200.0, jnp.inf, jnp.nan]), 0.5, -10.0)
+    want = reference(jnp.array([-1e9, -200.0, 1e9]), 0.5, -10.0)
+    np.testing.assert_allclose(edge[:3], want, rtol=1e-6)
+    assert np.isnan(edge[3])
+
+
+def test_static_architecture_equals_full_tunable_one_and_ignores_width_depth(data):
+    """The mask-free program computes what the padded one computes at full size."""
+    x, y = data
+    tunable_cfg = STATIC_CFG._replace(tunable_architecture=True)
+    static, tunable = models.make_ensemble(STATIC_CFG), models.make_ensemble(tunable_cfg)
+    kw = dict(learning_rate=1e-2, weight_decay=1e-2, epochs=1)
+    full = hparams(tunable_cfg, **kw)
+    # Width/depth hyperparameters other than the maxima are ignored by a static model.
+    odd = hparams(STATIC_CFG, hidden_width=3, hidden_layers=1, **kw)
+    state_s = jax.jit(static.init)(jax.random.key(0), odd)
+    state_t = jax.jit(tunable.init)(jax.random.key(0), full)
+    assert int(state_s.hidden_width) == 16 and int(state_s.hidden_layers) == CFG.max_hidden_layers
+    state_s, m_s = jax.jit(static.train)(jax.random.key(2), state_s, x, y, 300, odd)
+    state_t, m_t = jax.jit(tunable.train)(jax.random.key(2), state_t, x, y, 300, full)
+    np.testing.assert_allclose(m_s["train_nll"], m_t["train_nll"], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(state_s.params), jax.tree.leaves(state_t.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # predict folds the normaliser into the first layer: same as normalising the rows.
+    state_s = state_s._replace(input_mean=jnp.array([0.4]), input_std=jnp.array([2.5]))
+    inputs = jax.random.normal(jax.random.key(3), (CFG.num_elites, 9, 1)) * 3.0
+    mean, logvar = jax.jit(static.predict)(state_s, inputs)
+    module = network.EnsembleMLP(
+        ensemble_size=CFG.num_elites,
+        input_size=1,
+        output_size=1,
+        max_hidden_width=16,
+        max_hidden_layers=CFG.max_hidden_layers,
+    )
+    params = network.gather_members(state_s.params, state_s.elites)
+    want = module.apply({"params": params}, (inputs - 0.4) / 2.5, 16, CFG.max_hidden_layers)
+    np.testing.assert_allclose(mean, want[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logvar, want[1], rtol=1e-5, atol=1e-6)

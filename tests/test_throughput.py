@@ -1,4 +1,4 @@
-"""Tests of the population-throughput profiler (benchmarks/throughput.py, jaxmbrl/profiling.py)."""
+"""Tests of the population-throughput profiler (jaxmbrl.throughput, jaxmbrl.profiling, binary)."""
 
 import json
 import math
@@ -15,8 +15,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:  # `benchmarks` is a directory of scripts beside the package
     sys.path.insert(0, REPO)
 
-from benchmarks import _cli, throughput  # noqa: E402
-from jaxmbrl import profiling  # noqa: E402
+from benchmarks import _cli  # noqa: E402
+from jaxmbrl import profiling, throughput  # noqa: E402
+from jaxmbrl.analysis import throughput_plot  # noqa: E402
 from jaxmbrl.tuners.space import Float, Int, SearchSpace  # noqa: E402
 
 
@@ -70,10 +71,10 @@ def test_run_reports_every_measurement(result, tmp_path):
 
     out, png = tmp_path / "t.json", tmp_path / "t.png"
     _cli.write_json(str(out), result)
-    throughput.plot(result, str(png))
+    throughput_plot.plot(result, str(png))
     assert json.loads(out.read_text())["results"][1]["population"] == 2
     assert png.stat().st_size > 0
-    lines = throughput.table(result).splitlines()
+    lines = throughput_plot.table(result).splitlines()
     assert lines[0].split()[0] == "N" and lines[1].split()[0] == "1"
 
 
@@ -156,3 +157,31 @@ def test_config_validation_names_the_bad_value():
     with pytest.raises(ValueError, match="unknown env 'moon'"):
         throughput.ThroughputConfig(env="moon").validate()
     assert np.isfinite(profiling.scaling_efficiency([2], [3.0])[0])
+
+
+def test_prefer_wide_vectors_only_on_avx512_and_never_overrides(tmp_path, monkeypatch):
+    avx512 = tmp_path / "avx512"
+    avx512.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    monkeypatch.setattr(_cli.platform, "machine", lambda: "x86_64")
+    # Pretend no backend exists yet (this test process already has one).
+    monkeypatch.setattr(_cli, "_backend_initialized", lambda: False)
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_dump_to=/tmp/x")
+    assert _cli.prefer_wide_vectors(str(avx2)) is None
+    assert os.environ["XLA_FLAGS"] == "--xla_dump_to=/tmp/x"
+    assert _cli.prefer_wide_vectors(str(avx512)) == _cli.WIDE_VECTOR_FLAG
+    assert os.environ["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {_cli.WIDE_VECTOR_FLAG}"
+    assert _cli.prefer_wide_vectors(str(avx512)) is None  # already there: not repeated
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_prefer_vector_width=256")  # the user's choice
+    assert _cli.prefer_wide_vectors(str(avx512)) is None
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_prefer_vector_width=256"
+
+    monkeypatch.delenv("XLA_FLAGS")
+    monkeypatch.setattr(_cli.platform, "machine", lambda: "aarch64")
+    assert _cli.prefer_wide_vectors(str(avx512)) is None and "XLA_FLAGS" not in os.environ
+    monkeypatch.setattr(_cli.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(_cli, "_backend_initialized", lambda: True)  # too late to matter
+    assert _cli.prefer_wide_vectors(str(avx512)) is None and "XLA_FLAGS" not in os.environ

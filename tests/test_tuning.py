@@ -171,3 +171,21 @@ def test_unwritable_out_is_refused(tmp_path):
     with pytest.raises(ValueError, match=f"--out={blocker}/run is not a writable directory"):
         tuning.prepare_out_dir(str(blocker / "run"))
     assert blocker.read_text() == "not a directory"
+
+
+def test_recorded_schedule_replays_on_another_seed(tmp_path):
+    recorded, replayed = tmp_path / "pbt", tmp_path / "replay"
+    tuning.run(tuning.TuneConfig(tuner="pbt", **TINY), str(recorded), log=lambda _: None)
+    schedule = str(recorded / "schedule.npz")
+    assert tuning.load_schedule(schedule).source.shape == (TINY["trials"] + 1, 3)
+    config = tuning.TuneConfig(tuner="replay", schedule=schedule, seed=1, **TINY)
+    tuning.run(config, str(replayed), log=lambda _: None)
+    original, replay = _members(str(recorded)), _members(str(replayed))
+    assert [(r["member"], r["trial"], r["hparams"], r["parent"]) for r in original] == [
+        (r["member"], r["trial"], r["hparams"], r["parent"]) for r in replay
+    ]
+    assert [r["trial_return"] for r in original] != [r["trial_return"] for r in replay]
+    with pytest.raises(ValueError, match="population=2 differs from the schedule's 3"):
+        tuning.TuneConfig(tuner="replay", schedule=schedule, **{**TINY, "population": 2}).validate()
+    with pytest.raises(ValueError, match="needed by, and only by, --tuner=replay"):
+        tuning.TuneConfig(tuner="pbt", schedule=schedule, **TINY).validate()

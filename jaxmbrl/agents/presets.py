@@ -157,6 +157,19 @@ def unit_to_hparams(space: SearchSpace, base: PETSHParams) -> Callable[[jax.Arra
     return to_hparams
 
 
+def fit_config(config: PETSConfig, hparams: PETSHParams) -> PETSConfig:
+    """`config` with its static maxima shrunk to fixed (untuned, unbatched) `hparams`, so a
+    single agent compiles no padding."""
+    return config._replace(
+        max_horizon=int(hparams.planner.horizon),
+        max_population=int(hparams.planner.population),
+        max_iterations=int(hparams.planner.iterations),
+        max_epochs=int(hparams.model.epochs),
+        max_hidden_width=int(hparams.model.hidden_width),
+        max_hidden_layers=int(hparams.model.hidden_layers),
+    )
+
+
 def study_hparams(agent) -> PETSHParams:
     """The study's default hyperparameters for the agent's env, within its maxima."""
     horizon = min(STUDY_HORIZON.get(agent.env.name, 30), agent.config.max_horizon)

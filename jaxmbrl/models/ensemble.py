@@ -223,9 +223,7 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
     def _arch(hp: ModelHParams):
         if config.tunable_architecture:
             width = jnp.clip(jnp.asarray(hp.hidden_width, jnp.int32), 1, h_max)
-            layers = jnp.clip(
-                jnp.asarray(hp.hidden_layers, jnp.int32), 1, config.max_hidden_layers
-            )
+            layers = jnp.clip(jnp.asarray(hp.hidden_layers, jnp.int32), 1, config.max_hidden_layers)
         else:  # constants: nothing in the program depends on them
             width = jnp.asarray(h_max, jnp.int32)
             layers = jnp.asarray(config.max_hidden_layers, jnp.int32)

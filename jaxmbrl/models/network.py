@@ -40,11 +40,32 @@ def pets_kernel_init(key: jax.Array, shape: tuple, dtype=jnp.float32) -> jax.Arr
     return std * jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype)
 
 
-def softplus(x: jax.Array) -> jax.Array:
-    """log(1 + exp(x)) as max(x, 0) + log1p(exp(-|x|)): stable, and cheaper on CPU than
-    `jax.nn.softplus` (logaddexp's extra infinity/NaN selects); same values and gradient
-    (sigmoid(x); 0.5 at 0), inf at inf, 0 at -inf, NaN at NaN."""
-    return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+@jax.custom_jvp
+def soft_clamp_logvar(logvar: jax.Array, max_logvar: jax.Array, min_logvar: jax.Array) -> jax.Array:
+    """PETS' soft bounds: lv' = max - softplus(max - lv), then min + softplus(lv' - min).
+
+    Evaluated as log(exp(min) + 1 / (exp(-max) + exp(-lv))), the same function (exp(lv') =
+    1 / (exp(-max) + exp(-lv)) and exp(min + softplus(lv' - min)) = exp(min) + exp(lv')),
+    with one exp and one log per element instead of two exp and two log1p: about 8% of a
+    paper-size planning step on CPU. Exact while the bounds are inside float32's exp range
+    (|bound| < 87); lv -> -inf gives min, +inf gives log(exp(min) + exp(max)), NaN gives NaN.
+    The derivative is computed from the softplus form (stable for any lv).
+    """
+    var = jnp.exp(min_logvar) + 1.0 / (jnp.exp(-max_logvar) + jnp.exp(-logvar))
+    return jnp.log(var)
+
+
+@soft_clamp_logvar.defjvp
+def _soft_clamp_logvar_jvp(primals, tangents):
+    logvar, max_logvar, min_logvar = primals
+    d_lv, d_max, d_min = tangents
+    upper = max_logvar - jax.nn.softplus(max_logvar - logvar)
+    inner = jax.nn.sigmoid(upper - min_logvar)
+    tangent = inner * (
+        jax.nn.sigmoid(max_logvar - logvar) * d_lv + jax.nn.sigmoid(logvar - max_logvar) * d_max
+    )
+    tangent = tangent + jax.nn.sigmoid(min_logvar - upper) * d_min
+    return soft_clamp_logvar(logvar, max_logvar, min_logvar), tangent
 
 
 def fold_normalizer(params: dict, mean: jax.Array, std: jax.Array) -> dict:
@@ -117,9 +138,7 @@ class EnsembleMLP(nn.Module):
                 z = new_z
         out = jnp.einsum("enh,eho->eno", z, w_out) + b_out
         mean, logvar = out[..., :o], out[..., o:]
-        logvar = max_logvar - softplus(max_logvar - logvar)
-        logvar = min_logvar + softplus(logvar - min_logvar)
-        return mean, logvar
+        return mean, soft_clamp_logvar(logvar, max_logvar, min_logvar)
 
 
 def gather_members(params: dict, members: jax.Array) -> dict:
