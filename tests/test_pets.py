@@ -174,3 +174,15 @@ def test_pets_binary_writes_jsonl_and_rejects_bad_values(tmp_path):
     assert all(np.isfinite(r["trial_return"]) and r["seconds"] > 0 for r in records)
     assert records[0]["compile_seconds"] > 0
     assert good.stdout.count("trial ") == TRIALS
+
+
+def test_architecture_is_traced_only_when_tuned(cartpole):
+    from jaxmbrl import tuners
+
+    static, _ = presets.config_for_space(cartpole, "tiny", 2, tuners.get_space("planning"))
+    tuned, space = presets.config_for_space(cartpole, "tiny", 2, tuners.get_space("static"))
+    assert not static.tunable_architecture and static.activation == "silu"
+    assert tuned.tunable_architecture and tuned.activation is None
+    assert pets_lib.hparam_bounds(static)["hidden_width"] == (64, 64)
+    assert pets_lib.hparam_bounds(tuned)["hidden_width"] == (1, 64)
+    assert space["hidden_layer_width"].high == 64

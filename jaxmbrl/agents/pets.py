@@ -35,7 +35,8 @@ class PETSConfig(NamedTuple):
     max_hidden_layers: int = 4
     max_epochs: int = 5
     train_batch_size: int = 32
-    activation: str | None = "silu"
+    activation: str | None = "silu"  # None: traced categorical (tuned activation)
+    tunable_architecture: bool = False  # True: width/depth traced, padded and masked
     max_horizon: int = 30
     max_population: int = 500
     max_iterations: int = 5
@@ -107,8 +108,11 @@ def hparam_bounds(config: PETSConfig) -> dict[str, tuple[float, float]]:
         "learning_rate": (1e-8, 1.0),
         "weight_decay": (0.0, 1.0),
         "epochs": (1, config.max_epochs),
-        "hidden_width": (1, config.max_hidden_width),
-        "hidden_layers": (1, config.max_hidden_layers),
+        # A static architecture is always the full maxima (no masks are compiled).
+        "hidden_width": (1 if config.tunable_architecture else config.max_hidden_width,
+                         config.max_hidden_width),
+        "hidden_layers": (1 if config.tunable_architecture else config.max_hidden_layers,
+                          config.max_hidden_layers),
         "activation": (0, len(ensemble_lib.ACTIVATIONS) - 1),
         "horizon": (1, config.max_horizon),
         "population": (1, config.max_population),
@@ -168,6 +172,7 @@ def _ensemble_config(env, config: PETSConfig) -> ensemble_lib.EnsembleConfig:
         max_epochs=config.max_epochs,
         batch_size=config.train_batch_size,
         activation=config.activation,
+        tunable_architecture=config.tunable_architecture,
     )
 
 

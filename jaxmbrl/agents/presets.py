@@ -115,6 +115,8 @@ def config_for_space(
     config = pets_config(env, preset, trials, **overrides)
     if any(p.name == "activation" for p in space.params):
         config = config._replace(activation=None)  # traced categorical
+    if any(p.name in ("hidden_layer_width", "num_hidden_layers") for p in space.params):
+        config = config._replace(tunable_architecture=True)
     params = []
     for p in space.params:
         field = _SHAPE_MAXIMA.get(p.name)
