@@ -375,9 +375,10 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
         write_jsonl(members_path, rows)
         meta["members_lines"] += len(rows)
         h = meta["history"][-1]
+        num = lambda x: "     n/a" if x is None else f"{x:8.2f}"  # noqa: E731
         log(
-            f"step {h['step']:3d}  trials {h['trials']:4d}  best {h['best_fitness']}  "
-            f"mean {h['mean_fitness']}  failed {h['failed']}  "
+            f"step {h['step']:3d}  trials {h['trials']:4d}  best {num(h['best_fitness'])}  "
+            f"mean {num(h['mean_fitness'])}  failed {h['failed']}  "
             f"{time.perf_counter() - step_start:.1f} s"
         )
         if int(run_state.step) % config.checkpoint_every == 0:

@@ -109,10 +109,14 @@ def hparam_bounds(config: PETSConfig) -> dict[str, tuple[float, float]]:
         "weight_decay": (0.0, 1.0),
         "epochs": (1, config.max_epochs),
         # A static architecture is always the full maxima (no masks are compiled).
-        "hidden_width": (1 if config.tunable_architecture else config.max_hidden_width,
-                         config.max_hidden_width),
-        "hidden_layers": (1 if config.tunable_architecture else config.max_hidden_layers,
-                          config.max_hidden_layers),
+        "hidden_width": (
+            1 if config.tunable_architecture else config.max_hidden_width,
+            config.max_hidden_width,
+        ),
+        "hidden_layers": (
+            1 if config.tunable_architecture else config.max_hidden_layers,
+            config.max_hidden_layers,
+        ),
         "activation": (0, len(ensemble_lib.ACTIVATIONS) - 1),
         "horizon": (1, config.max_horizon),
         "population": (1, config.max_population),
