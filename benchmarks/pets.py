@@ -24,6 +24,9 @@ _ENV = flags.DEFINE_enum("env", "cartpole", list(envs.ALL_ENVS), "Environment.")
 _TRIALS = flags.DEFINE_integer("trials", 10, "Trials to run (the first is random).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _PRESET = flags.DEFINE_enum("preset", "tiny", list(presets.PRESETS), "Model/planner sizes.")
+_TRIAL_LENGTH = flags.DEFINE_integer(
+    "trial_length", 0, "Env steps per trial (0: the preset's; tiny caps episodes at 100)."
+)
 _OUT = flags.DEFINE_string("out", None, "Optional JSONL file: one line per trial.")
 _HP = {
     "learning_rate": flags.DEFINE_float("learning_rate", None, "Model learning rate."),
@@ -43,7 +46,9 @@ def main(argv: list[str]) -> None:
     _cli.check(_TRIALS.value >= 1, f"--trials={_TRIALS.value} must be >= 1")
     _cli.enable_compilation_cache()
     env = envs.load(_ENV.value)
-    config = presets.pets_config(env, _PRESET.value, _TRIALS.value)
+    _cli.check(_TRIAL_LENGTH.value >= 0, f"--trial_length={_TRIAL_LENGTH.value} must be >= 0")
+    length = {"trial_length": _TRIAL_LENGTH.value} if _TRIAL_LENGTH.value else {}
+    config = presets.pets_config(env, _PRESET.value, _TRIALS.value, **length)
     agent = pets_lib.make_pets(env, config)
     overrides = {k: f.value for k, f in _HP.items() if f.value is not None}
     try:
