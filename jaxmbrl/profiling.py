@@ -21,17 +21,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmbrl.agents import presets
+
 # The study's PBT experiment (hpo_for_mbrl.md): 40 members x 300 trials of half_cheetah x 1000
-# steps, PETS defaults (5 CEM iterations x 500 candidates x 20 particles x horizon 30, 5 epochs).
+# steps at the PETS defaults of the 'paper' preset.
 PAPER_EXPERIMENT = dict(
     members=40,
-    trials=300,
+    trials=presets.STUDY_TRIALS["half_cheetah"],
     steps=1000,
-    iterations=5,
-    population=500,
-    particles=20,
-    horizon=30,
-    epochs=5,
+    iterations=presets.PAPER_SIZES["max_iterations"],
+    population=presets.PAPER_SIZES["max_population"],
+    particles=presets.PAPER_SIZES["num_particles"],
+    horizon=presets.STUDY_HORIZON["half_cheetah"],
+    epochs=presets.PAPER_SIZES["max_epochs"],
 )
 
 

@@ -21,7 +21,7 @@ PRESETS = ("tiny", "paper")
 STUDY_TRIALS = {"half_cheetah": 300, "hopper": 300, "pusher": 100, "reacher": 100, "cartpole": 50}
 STUDY_HORIZON = {"half_cheetah": 30, "hopper": 30, "pusher": 25, "reacher": 25, "cartpole": 25}
 
-_PAPER = dict(
+PAPER_SIZES = dict(
     ensemble_size=5,
     num_elites=5,
     max_hidden_width=200,
@@ -65,7 +65,7 @@ def pets_config(env, preset: str, trials: int, **overrides: Any) -> PETSConfig:
         raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     if trials < 1:
         raise ValueError(f"trials={trials} must be >= 1")
-    sizes = dict(_TINY if preset == "tiny" else _PAPER)
+    sizes = dict(_TINY if preset == "tiny" else PAPER_SIZES)
     if preset == "paper":
         sizes["max_horizon"] = max(sizes["max_horizon"], STUDY_HORIZON.get(env.name, 30))
     trial_length = env.episode_length
