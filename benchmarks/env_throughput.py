@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 
 import jax
@@ -47,36 +46,33 @@ _OVERRIDES = flags.DEFINE_list(
 )
 
 
-def _fail(message: str) -> None:
-    print(f"env_throughput: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def _parse_overrides() -> dict:
     defaults = envs.config_for(_ENV.value)
     overrides = {}
     for item in _OVERRIDES.value:
         name, _, value = item.partition("=")
         if not hasattr(defaults, name) or name == "episode_length":
-            _fail(f"--overrides: {name!r} is not a {_ENV.value} config field (or is fixed)")
+            _cli.usage_error(
+                f"--overrides: {name!r} is not a {_ENV.value} config field (or is fixed)"
+            )
         try:
             overrides[name] = type(getattr(defaults, name))(value)
         except ValueError:
-            _fail(f"--overrides: {item!r} has a bad value")
+            _cli.usage_error(f"--overrides: {item!r} has a bad value")
     return overrides
 
 
 def _parse_flags() -> list[int]:
     if _ENV.value not in envs.ALL_ENVS:
-        _fail(f"--env={_ENV.value!r} unknown; valid: {', '.join(envs.ALL_ENVS)}")
+        _cli.usage_error(f"--env={_ENV.value!r} unknown; valid: {', '.join(envs.ALL_ENVS)}")
     try:
         sizes = [int(b) for b in _BATCH_SIZES.value]
     except ValueError:
         sizes = []
     if not sizes or min(sizes) < 1:
-        _fail(f"--batch_sizes={','.join(_BATCH_SIZES.value)} must be positive integers")
+        _cli.usage_error(f"--batch_sizes={','.join(_BATCH_SIZES.value)} must be positive integers")
     if _STEPS.value < 1:
-        _fail(f"--steps={_STEPS.value} must be >= 1")
+        _cli.usage_error(f"--steps={_STEPS.value} must be >= 1")
     return sizes
 
 
@@ -157,14 +153,14 @@ def c_throughput(env, qpos_qvel: np.ndarray, steps: int, threads: int, seed: int
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}")
+        _cli.usage_error(f"unexpected arguments {argv[1:]}")
     sizes = _parse_flags()
     steps, seed = _STEPS.value, _SEED.value
     # Physics throughput: no time limit inside the measured rollout.
     try:
         env = envs.load(_ENV.value, episode_length=10**9, **_parse_overrides())
     except ValueError as e:
-        _fail(str(e))
+        _cli.usage_error(str(e))
     cores = os.cpu_count() or 1
     thread_counts = sorted({1, cores}) if mj_rollout is not None else [1]
     c = env.config
@@ -205,4 +201,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     _cli.prefer_wide_vectors()  # before JAX initialises its backend
-    app.run(main)
+    app.run(main, flags_parser=_cli.parse_flags)
