@@ -218,10 +218,13 @@ def remaining_budget(exp: Experiment, run: RunState) -> np.ndarray:
 
 
 def member_records(
-    exp: Experiment, run: RunState, metrics_per_trial: list[dict], parents: np.ndarray
+    exp: Experiment,
+    run: RunState,
+    metrics_per_trial: list[dict],
+    parents: np.ndarray,
+    hparams: list[dict[str, Any]],
 ) -> list[dict]:
     """One JSON-able record per member per trial of the last tuner step."""
-    hparams = exp.space.to_dicts(np.asarray(run.tuner.decision.hparams))
     rows = []
     for t, (active, metrics) in enumerate(metrics_per_trial):
         for i in range(exp.config.population):
@@ -239,12 +242,6 @@ def member_records(
                 )
             )
     return rows
-
-
-def best_member(exp: Experiment, fitness: np.ndarray) -> dict[str, Any]:
-    fitness = np.where(np.isfinite(fitness), fitness, -np.inf)
-    i = int(np.argmax(fitness))
-    return dict(member=i, fitness=float(fitness[i]))
 
 
 def write_jsonl(path: str, rows: list[dict]) -> None:
@@ -350,16 +347,22 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
         run_state = run_state._replace(
             population=pop_state, elapsed=run_state.elapsed + int(budget.max())
         )
-        rows = member_records(exp, run_state, per_trial, parents)
+        hparams = exp.space.to_dicts(np.asarray(run_state.tuner.decision.hparams))
+        rows = member_records(exp, run_state, per_trial, parents, hparams)
         key, update_key = jax.random.split(run_state.key)
         tuner_state, pop_state, fitness = programs.update(
             update_key, run_state.tuner, run_state.population
         )
         fitness = np.asarray(fitness)
-        best = best_member(exp, fitness)
-        if meta["best"] is None or best["fitness"] > meta["best"]["fitness"]:
-            best.update(step=int(run_state.step), hparams=rows_hparams(rows, best["member"]))
-            meta["best"] = best
+        fitness = np.where(np.isfinite(fitness), fitness, -np.inf)
+        best = int(np.argmax(fitness))
+        if meta["best"] is None or fitness[best] > meta["best"]["fitness"]:
+            meta["best"] = dict(
+                member=best,
+                fitness=float(fitness[best]),
+                step=int(run_state.step),
+                hparams=hparams[best],
+            )
         finite = fitness[np.isfinite(fitness)]
         meta["history"].append(
             dict(
@@ -406,10 +409,3 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
     save_schedule(os.path.join(out_dir, "schedule.npz"), meta["schedule"])
     plots.plot_run(members_path, out_dir)
     return summary
-
-
-def rows_hparams(rows: list[dict], member: int) -> dict[str, Any] | None:
-    for row in reversed(rows):
-        if row["member"] == member:
-            return row["hparams"]
-    return None
