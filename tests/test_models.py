@@ -314,6 +314,10 @@ def test_soft_clamp_equals_softplus_form_in_value_and_gradient():
     want = reference(jnp.array([-1e9, -200.0, 1e9]), 0.5, -10.0)
     np.testing.assert_allclose(edge[:3], want, rtol=1e-6)
     assert np.isnan(edge[3])
+    # The planner's std path is exp(clamped logvar / 2), without the log.
+    np.testing.assert_allclose(
+        network.soft_clamp_std(lv, hi, lo), jnp.exp(0.5 * reference(lv, hi, lo)), rtol=1e-5
+    )
 
 
 def test_static_architecture_equals_full_tunable_one_and_ignores_width_depth(data):
@@ -348,3 +352,6 @@ def test_static_architecture_equals_full_tunable_one_and_ignores_width_depth(dat
     want = module.apply({"params": params}, (inputs - 0.4) / 2.5, 16, CFG.max_hidden_layers)
     np.testing.assert_allclose(mean, want[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(logvar, want[1], rtol=1e-5, atol=1e-6)
+    mean_std, std = jax.jit(static.predict, static_argnames="std")(state_s, inputs, std=True)
+    np.testing.assert_array_equal(mean_std, mean)
+    np.testing.assert_allclose(std, np.exp(0.5 * np.asarray(logvar)), rtol=1e-5)

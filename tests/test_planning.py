@@ -196,7 +196,7 @@ def model_fn(state, obs, act):
     member = jnp.arange(obs.shape[0])[:, None, None]
     mean = jnp.where((act[..., :1] > state["nan_act"]) & (member == 1), jnp.nan, mean)
     mean = jnp.where(obs[..., 2:3] >= state["nan_obs"], jnp.nan, mean)
-    return mean, jnp.broadcast_to(state["logvar"], mean.shape)
+    return mean, jnp.broadcast_to(jnp.exp(0.5 * state["logvar"]), mean.shape)
 
 
 def obs_postprocess(obs, target):

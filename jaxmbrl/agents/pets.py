@@ -220,7 +220,7 @@ def make_pets(env, config: PETSConfig) -> PETS:
 
     def model_fn(model_state, obs, action):
         inputs = jnp.concatenate([env.obs_preprocess(obs), action], axis=-1)
-        return ensemble.predict(model_state, inputs)
+        return ensemble.predict(model_state, inputs, std=True)
 
     trajectory_cost = trajectory_sampling.make_trajectory_cost(
         model_fn,

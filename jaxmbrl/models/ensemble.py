@@ -200,8 +200,9 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
     Returns:
       An `Ensemble` of pure functions:
         init(key, hparams) -> ModelState
-        predict(state, inputs [K, N, input_size]) -> (mean, logvar), each [K, N, output_size];
-          K == ensemble_size uses all members in order, else K == num_elites uses the elites.
+        predict(state, inputs [K, N, input_size], std=False) -> (mean, logvar), each
+          [K, N, output_size] ((mean, std) with std=True); K == ensemble_size uses all
+          members in order, else K == num_elites uses the elites.
         train(key, state, inputs [C, input_size], targets [C, output_size], num_valid,
           hparams) -> (state, metrics); trains on rows [0, num_valid) only.
     """
@@ -258,7 +259,9 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
             activation=act,
         )
 
-    def predict(state: ModelState, inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def predict(
+        state: ModelState, inputs: jax.Array, std: bool = False
+    ) -> tuple[jax.Array, jax.Array]:
         chex.assert_rank(inputs, 3)
         k = inputs.shape[0]
         chex.assert_axis_dimension(inputs, 2, config.input_size)
@@ -274,7 +277,7 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
         # pass over every row (and hoisted out of a planner's loop by XLA).
         params = network.fold_normalizer(params, state.input_mean, state.input_std)
         arch = (state.hidden_width, state.hidden_layers, state.activation)
-        return module.apply({"params": params}, inputs, *arch)
+        return module.apply({"params": params}, inputs, *arch, return_std=std)
 
     def _decay_coeffs(params, weight_decay, width, layers):
         if not config.tunable_architecture:

@@ -6,7 +6,7 @@ through a probabilistic ensemble of `num_models` members. Particles live in the 
 forward pass per member on [num_models, P * particles_per_model, ...] rows without transposes.
 Particle j of a candidate sits at (model j % num_models, slot j // num_models):
   * 'ts_inf': particle j keeps model j % num_models for the whole horizon (the original's
-    default); next target = mean + exp(logvar / 2) * eps;
+    default); next target = mean + std * eps;
   * 'ts_1': before every step each group of num_models particles (one slot of every model) is
     randomly permuted across the model axis, so every particle gets a uniformly random model and
     every model still sees exactly particles_per_model particles of each candidate;
@@ -32,7 +32,7 @@ from jaxmbrl.planning.cem import NONFINITE_COST
 
 PROPAGATIONS = ("ts_inf", "ts_1", "expectation")
 
-# model_fn(model_state, obs [K, N, O], action [K, N, A]) -> (mean, logvar) [K, N, T]
+# model_fn(model_state, obs [K, N, O], action [K, N, A]) -> (mean, std) [K, N, T]
 ModelFn = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
@@ -108,14 +108,14 @@ def make_trajectory_rollout(
             act = jax.lax.dynamic_index_in_dim(actions_by_step, t, keepdims=False)  # [P, A]
             act = jnp.broadcast_to(act[None, :, None], (num_m, num_cands, per_model, act_dim))
             act = act.reshape(num_m, rows, act_dim)
-            mean, logvar = model_fn(model_state, cur_obs, act)
+            mean, std = model_fn(model_state, cur_obs, act)
             chex.assert_rank(mean, 3)
-            chex.assert_equal_shape([mean, logvar])
+            chex.assert_equal_shape([mean, std])
             if propagation == "expectation":
                 target = mean
             else:
                 eps = candidate_noise(noise_key, (num_cands, mean.shape[-1]))
-                target = mean + jnp.exp(0.5 * logvar) * eps.reshape(mean.shape)
+                target = mean + std * eps.reshape(mean.shape)
             next_obs = obs_postprocess(cur_obs, target)
             reward = reward_fn(cur_obs, act, next_obs)
             chex.assert_shape(reward, (num_m, rows))
@@ -147,8 +147,8 @@ def make_trajectory_cost(
     """Builds costs(key, model_state, obs [O], actions [P, max_horizon, A], horizon) -> [P].
 
     Args:
-      model_fn: (model_state, obs [K, N, O], action [K, N, A]) -> (mean, logvar) [K, N, T], the
-        ensemble's prediction in target space, member k on rows [k].
+      model_fn: (model_state, obs [K, N, O], action [K, N, A]) -> (mean, std) [K, N, T], the
+        ensemble's Gaussian prediction in target space, member k on rows [k].
       obs_postprocess: (obs, target) -> next_obs (e.g. obs + predicted delta).
       reward_fn: (obs, action, next_obs) -> reward, any leading dims.
       termination_fn: (obs, action, next_obs) -> bool, any leading dims; None: never terminates.
