@@ -98,28 +98,44 @@ def matmul_roofline(size: int = 2048, calls: int = 5) -> dict[str, float]:
 
 
 def time_against_matmul(
-    fn: Callable, *args: Any, flops: float, min_seconds: float = 1.0, size: int = 2048
+    fn: Callable,
+    *args: Any,
+    flops: float,
+    min_seconds: float = 1.0,
+    size: int = 2048,
+    min_rounds: int = 3,
+    max_rounds: int = 8,
 ) -> tuple[Any, dict[str, float]]:
-    """Times `fn(*args)` (doing `flops` useful FLOPs) between two matmul roofline measurements.
+    """Times `fn(*args)` (doing `flops` useful FLOPs) interleaved with the matmul roofline.
 
-    On a shared host the matmul rate moves with the load; bracketing the timed call keeps the
-    ratio honest. Returns (output, dict): seconds and CPU seconds of the best call, FLOP/s,
-    the adjacent matmul FLOP/s (mean of before and after), and the roofline ratio in wall
-    seconds and in CPU seconds.
+    On a shared host both rates move with the load, and one bracketing measurement is not
+    enough: each round times one call of `fn` and one matmul, for at least `min_rounds`
+    rounds and until `min_seconds` of `fn` (at most `max_rounds`). The ratio is best `fn`
+    over best matmul: what each reached in this run, so a momentarily slow matmul cannot
+    flatter it. Returns (last output, dict): seconds and CPU seconds of the best call, calls,
+    FLOP/s, the matmul FLOP/s, and the roofline ratio in wall seconds and in CPU seconds.
     """
-    before = matmul_roofline(size, calls=3)
-    out, timing = time_calls(fn, *args, min_seconds=min_seconds)
-    after = matmul_roofline(size, calls=3)
-    matmul = 0.5 * (before["flops_per_second"] + after["flops_per_second"])
-    matmul_cpu = 0.5 * (before["flops_per_cpu_second"] + after["flops_per_cpu_second"])
+    dot, a, b = _matmul_program(size)
+    out, calls, matmuls = None, [], []
+    while len(calls) < min_rounds or (
+        sum(c[0] for c in calls) < min_seconds and len(calls) < max_rounds
+    ):
+        out, timing = time_calls(fn, *args, min_seconds=0.0, max_calls=1)
+        calls.append((timing.best, timing.cpu))
+        _, timing = time_calls(dot, a, b, min_seconds=0.0, max_calls=1)
+        matmuls.append((timing.best, timing.cpu))
+    seconds, cpu_seconds = min(calls)
+    matmul_seconds, matmul_cpu = min(matmuls)
+    matmul_flops = 2.0 * size**3
     return out, dict(
-        seconds=timing.best,
-        cpu_seconds=timing.cpu,
-        calls=timing.calls,
-        flops_per_second=flops / timing.best,
-        matmul_flops_per_second=matmul,
-        roofline_ratio=flops / timing.best / matmul,
-        roofline_ratio_cpu=flops / max(timing.cpu, 1e-9) / matmul_cpu,
+        seconds=seconds,
+        cpu_seconds=cpu_seconds,
+        calls=len(calls),
+        flops_per_second=flops / seconds,
+        matmul_flops_per_second=matmul_flops / matmul_seconds,
+        roofline_ratio=flops / seconds / (matmul_flops / matmul_seconds),
+        roofline_ratio_cpu=(flops / max(cpu_seconds, 1e-9))
+        / (matmul_flops / max(matmul_cpu, 1e-9)),
     )
 
 
