@@ -8,8 +8,9 @@ compile seconds and memory of the population step (`Population.step`: one trial 
 training for every member, one vmapped program); env steps/s inside that program and of the
 MJX step alone vmapped at batch N; model-training samples/s (`train_model` alone on a filled
 replay buffer, samples = epochs x rows); planner model transitions/s and FLOP/s of one
-planning step (`PETS.plan`, vmapped over N) beside the float32 matmul FLOP/s measured just
-before and after it (the roofline ratio); vmap scaling efficiency. Also the share of planner
+planning step (`PETS.plan`, vmapped over N) beside the float32 matmul FLOP/s measured
+interleaved with it (the roofline ratio); vmap scaling efficiency. The ensemble's forward pass
+alone at the planner's batch gives the planner's ceiling on the device. Also the share of planner
 FLOPs spent on padding for the study's planning search space, and the projected wall time of
 the study's PBT experiment. Every rate is also given per CPU second (time.process_time): on a
 shared host wall-clock rates move with the load, CPU-second rates much less. The first trial
@@ -98,6 +99,40 @@ def _planner(agent: pets_lib.PETS):
         return agent.plan(key, model_state, obs, mean0, hparams)[0]
 
     return jax.vmap(plan)
+
+
+def measure_model_forward(
+    agent: pets_lib.PETS, hparams: pets_lib.PETSHParams, key: jax.Array, min_seconds: float
+) -> dict:
+    """The ensemble's forward pass alone at the planner's batch: the planner's ceiling.
+
+    `horizon` chained `predict` calls of the elites on max_population x particles rows, what
+    one CEM iteration evaluates, without noise, rewards or CEM. The planner cannot beat the
+    FLOP/s of its own model; this separates "the model is slow on this device" from "the
+    planner adds overhead".
+    """
+    cfg = agent.config
+    rows = cfg.max_population * cfg.num_particles // cfg.num_elites
+    steps = int(np.max(np.asarray(hparams.planner.horizon)))
+    state_key, x_key = jax.random.split(key)
+    model = jax.jit(agent.ensemble.init)(state_key, hparams.model)
+    size = agent.ensemble.config.input_size
+    inputs = jax.random.normal(x_key, (cfg.num_elites, rows, size), jnp.float32)
+
+    def forward(model, inputs):
+        def step(_, x):
+            mean, _ = agent.ensemble.predict(model, x, std=True)
+            return x + 1e-3 * mean[..., :1]  # chains the steps at negligible cost
+
+        return jax.lax.fori_loop(0, steps, step, inputs)
+
+    compiled, compile_s = profiling.compile_timed(forward, model, inputs)
+    fwd = ensemble_lib.forward_flops(agent.ensemble.config, hparams.model)
+    flops = float(steps * cfg.num_elites * rows * fwd)
+    _, timed = profiling.time_against_matmul(
+        compiled, model, inputs, flops=flops, min_seconds=min_seconds
+    )
+    return dict(rows=rows, steps=steps, flops=flops, compile_seconds=compile_s, **timed)
 
 
 def _filled_replay(key, agent: pets_lib.PETS, n: int) -> replay_lib.ReplayBuffer:
@@ -345,7 +380,8 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
 
     Returns:
       dict with 'config', 'pets_config', 'hparams', 'device', 'matmul' (roofline), 'results'
-      (one dict per population size, ascending), 'padding' and 'paper_scale_projection'.
+      (one dict per population size, ascending), 'model_forward' (the ensemble's forward pass
+      alone at the planner's batch), 'padding' and 'paper_scale_projection'.
     """
     config.validate()
     steps = config.steps or DEFAULT_STEPS[config.preset]
@@ -366,6 +402,12 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
         )
     results.sort(key=lambda r: r["population"])
     _add_scaling(results)
+    key, model_key = jax.random.split(key)
+    model_forward = measure_model_forward(agent, hparams, model_key, config.min_seconds)
+    log(
+        f"model forward alone: {model_forward['flops_per_second'] / 1e9:.1f} GFLOP/s, "
+        f"{model_forward['roofline_ratio']:.2f} of the matmul"
+    )
     key, pad_key = jax.random.split(key)
     return dict(
         config=dict(dataclasses.asdict(config), steps=steps),
@@ -383,6 +425,7 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
         ),
         matmul=roofline,
         results=results,
+        model_forward=model_forward,
         padding=padding_report(config, agent, pad_key),
         paper_scale_projection=projection(results, agent, config),
     )

@@ -58,6 +58,13 @@ def test_run_reports_every_measurement(result, tmp_path):
     assert all(v == pytest.approx(1.0) for v in result["results"][0]["vmap_efficiency"].values())
     assert _positive(result["matmul"]["flops_per_second"])
 
+    # The model alone at the planner's batch: every particle row of every candidate, per step.
+    fwd, pc, plan = result["model_forward"], result["pets_config"], result["results"][0]["planner"]
+    assert fwd["rows"] * pc["num_elites"] == pc["max_population"] * pc["num_particles"]
+    per_row = plan["flops"] / plan["transitions"]
+    assert fwd["flops"] == pytest.approx(fwd["steps"] * pc["num_elites"] * fwd["rows"] * per_row)
+    assert _positive(fwd["flops_per_second"]) and _positive(fwd["roofline_ratio"])
+
     pad = result["padding"]
     assert pad["maxima"] == {"iterations": 8, "population": 700, "horizon": 60}
     for case in ("default", "space_mean"):

@@ -39,9 +39,19 @@ def table(result: dict) -> str:
     for r in result["results"]:
         lines.append(" ".join(f"{str(get(r)):>11}" for _, get in _COLUMNS))
     m, pad, proj = result["matmul"], result["padding"], result["paper_scale_projection"]
+    fwd = result["model_forward"]
+    best_matmul = max(
+        [m["flops_per_second"], fwd["matmul_flops_per_second"]]
+        + [r["planner"]["matmul_flops_per_second"] for r in result["results"]]
+    )
     lines.append(
-        f"matmul {m['size']}^3 float32: {m['flops_per_second'] / 1e9:.1f} GFLOP/s; "
+        f"matmul {m['size']}^3 float32: best {best_matmul / 1e9:.1f} GFLOP/s in this run; "
         f"memory: {result['results'][-1]['peak_memory']['source']}"
+    )
+    lines.append(
+        f"model forward alone ({fwd['steps']} steps x {fwd['rows']} rows per elite, the "
+        f"planner's ceiling): {fwd['flops_per_second'] / 1e9:.1f} GFLOP/s, "
+        f"{fwd['roofline_ratio']:.2f} of the matmul ({fwd['roofline_ratio_cpu']:.2f} per CPU-s)"
     )
     lines.append(
         f"padding (planning space, maxima {pad['maxima']}): default "
