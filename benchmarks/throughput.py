@@ -38,6 +38,12 @@ def define_flags() -> None:
     flags.DEFINE_float(
         "min_seconds", 1.0, "Timing budget per measurement: fast calls repeat, the best is kept."
     )
+    flags.DEFINE_integer(
+        "member_batch",
+        0,
+        "Members per vmap: k runs groups of k in a lax.map (k >= population: one vmap of "
+        "all); 0: auto, one at a time on CPU, all at once on an accelerator.",
+    )
     flags.DEFINE_string("out", "throughput.json", "Output JSON file.")
     flags.DEFINE_string("plot", None, "Output PNG (default: --out with .png).")
     flags.DEFINE_string("profile", None, "Directory for a jax.profiler trace of one step.")
@@ -60,6 +66,7 @@ def main(argv: list[str]) -> None:
         seed=f.seed,
         profile_dir=f.profile,
         min_seconds=f.min_seconds,
+        member_batch=f.member_batch,
     )
     plot_path = f.plot or os.path.splitext(f.out)[0] + ".png"
     try:

@@ -38,6 +38,12 @@ _ETA = flags.DEFINE_integer("eta", 3, "Hyperband's eta.")
 _OUT = flags.DEFINE_string("out", "runs/tune", "Output directory.")
 _CHECKPOINT_EVERY = flags.DEFINE_integer("checkpoint_every", 1, "Tuner steps per checkpoint.")
 _KEEP = flags.DEFINE_integer("keep_checkpoints", 2, "Checkpoints kept.")
+_MEMBER_BATCH = flags.DEFINE_integer(
+    "member_batch",
+    0,
+    "Members per vmap: k runs groups of k in a lax.map (k >= population: one vmap of all); "
+    "0: auto, one at a time on CPU, all at once on an accelerator.",
+)
 _RESUME = flags.DEFINE_bool(
     "resume", True, "Continue a run found in --out (with --noresume such a run is an error)."
 )
@@ -59,6 +65,7 @@ def main(argv: list[str]) -> None:
         eta=_ETA.value,
         checkpoint_every=_CHECKPOINT_EVERY.value,
         keep_checkpoints=_KEEP.value,
+        member_batch=_MEMBER_BATCH.value,
     )
     try:
         config.validate()

@@ -1,10 +1,18 @@
-"""A population of agents, each with its own hyperparameters, as one vmapped program.
+"""A population of agents, each with its own hyperparameters, as one compiled program.
 
 The population state is one pytree whose leaves carry a leading member axis: agent states
 (model, optimiser, normaliser, replay buffer), hyperparameters, the recent returns used as
 fitness, and failure flags. One call of `step` advances every member by one trial with a
-single compiled `jax.vmap` of the agent's `trial_and_train`. Exploit (PBT's copy of a better
-member, PBT-BT's return to an archived elite) is a gather over the member axis.
+single compiled `jax.vmap` of the agent's `trial_and_train`, or, with `member_batch=k`, a
+`lax.map` over groups of k vmapped members. Exploit (PBT's copy of a better member, PBT-BT's
+return to an archived elite) is a gather over the member axis.
+
+Why `member_batch`: a vmapped loop runs to the largest trip count among its members (every
+member plans at the longest horizon and the most CEM iterations in the population) and its
+working set grows with N. An accelerator wants the width anyway; a CPU, where one member
+already fills the cores, is faster with small groups: each member's loops stop at its own
+horizon and iterations, and activations stay in cache (`benchmarks/throughput.py` measures
+both). Results are the same either way up to float rounding.
 
 Fitness follows Zhang et al. (AISTATS 2021): the mean return of a member's last 3 trials.
 A member whose physics diverged or whose model went non-finite is marked failed and gets
@@ -54,11 +62,45 @@ def _failure(metrics: dict[str, jax.Array]) -> jax.Array:
     return failed
 
 
+def map_members(fn: Callable, member_batch: int | None = None) -> Callable:
+    """fn mapped over a leading member axis of all its arguments.
+
+    Args:
+      fn: a function of per-member arguments.
+      member_batch: None: one `jax.vmap` over all members; k >= 1: `lax.map` over groups of
+        k vmapped members (k == 1: a plain sequential map, no vmap at all).
+
+    Returns:
+      The mapped function (same outputs as `jax.vmap(fn)` up to float rounding).
+    """
+    if member_batch is None:
+        return jax.vmap(fn)
+    if not isinstance(member_batch, int) or member_batch < 1:
+        raise ValueError(f"member_batch={member_batch!r} must be None or an int >= 1")
+    batch_size = None if member_batch == 1 else member_batch
+    return lambda *args: jax.lax.map(lambda xs: fn(*xs), args, batch_size=batch_size)
+
+
+def resolve_member_batch(member_batch: int, population_size: int) -> int | None:
+    """The `member_batch` a binary's flag asks for: 0 is auto, k >= population is all at once.
+
+    Auto picks one member at a time on a CPU (one member already fills the cores; the loops
+    then stop at each member's own horizon and iterations) and all members in one vmap on an
+    accelerator (small members alone would leave it idle).
+    """
+    if member_batch < 0:
+        raise ValueError(f"member_batch={member_batch} must be >= 0 (0: auto)")
+    if member_batch == 0:
+        return 1 if jax.default_backend() == "cpu" and population_size > 1 else None
+    return None if member_batch >= population_size else member_batch
+
+
 def make_population(
     agent,
     population_size: int,
     hparams_fn: Callable[[jax.Array], Any],
     fitness_window: int = 3,
+    member_batch: int | None = None,
 ) -> Population:
     """Wraps an agent (`init(key, hparams)`, `trial_and_train(key, state, hparams)`).
 
@@ -69,6 +111,8 @@ def make_population(
       hparams_fn: maps tuner hyperparameters (unit cube, [N, D]) to the agent's
         hyperparameter pytree with leading axis N (jittable).
       fitness_window: trials averaged into the fitness (the study: 3).
+      member_batch: None: `step` vmaps all N members at once; k: a `lax.map` over groups of
+        k vmapped members (see the module docstring; `map_members`).
 
     Returns:
       A `Population` NamedTuple of pure functions:
@@ -82,6 +126,7 @@ def make_population(
     if fitness_window < 1:
         raise ValueError(f"fitness_window={fitness_window} must be >= 1")
     n = population_size
+    trial_and_train = map_members(agent.trial_and_train, member_batch)
 
     def fresh_members(key, hparams) -> Members:
         return Members(
@@ -101,9 +146,7 @@ def make_population(
     def step(state: PopulationState, active: jax.Array | None = None):
         key, step_key = jax.random.split(state.key)
         old = state.members
-        agents, metrics = jax.vmap(agent.trial_and_train)(
-            jax.random.split(step_key, n), old.agents, state.hparams
-        )
+        agents, metrics = trial_and_train(jax.random.split(step_key, n), old.agents, state.hparams)
         returns = jnp.concatenate(
             [old.recent_returns[:, 1:], metrics["trial_return"][:, None]], axis=1
         )

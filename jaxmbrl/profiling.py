@@ -265,21 +265,28 @@ def population_padding_share(
     members: int,
     key: jax.Array,
     draws: int = 256,
+    member_batch: int | None = None,
 ) -> dict[str, float]:
-    """Padding share of a vmapped population of `members` agents drawn from the prior.
+    """Padding share of a population of `members` agents drawn from the prior.
 
     Monte Carlo over `draws` populations: needed = sum of each agent's i * p * h; executed =
-    members x max(i) x max_population x max(h) (see `executed_planner_flops`).
+    per group of vmapped members (all of them, or `member_batch` at a time as in
+    `population.map_members`): group size x max(i) x max_population x max(h) of the group
+    (see `executed_planner_flops`).
     """
     unit = jax.random.uniform(key, (draws, members, space.dim), jnp.float32)
     values = {k: np.asarray(v, np.float64) for k, v in space.from_unit(unit).items()}
     i, p, h = values["num_cem_iters"], values["cem_popsize"], values["plan_hor"]
     needed = np.sum(i * p * h, axis=1) * particles * forward_needed
-    executed = (
-        members * np.max(i, axis=1) * maxima["population"] * np.max(h, axis=1) * particles
-    ) * forward_padded
+    executed = np.zeros(draws)
+    group = members if member_batch is None else member_batch
+    for start in range(0, members, group):  # host-side accounting, not a hot path
+        gi, gh = i[:, start : start + group], h[:, start : start + group]
+        executed += gi.shape[1] * np.max(gi, axis=1) * np.max(gh, axis=1)
+    executed *= maxima["population"] * particles * forward_padded
     return dict(
         members=members,
+        member_batch=member_batch,
         draws=draws,
         needed_flops=float(np.mean(needed)),
         executed_flops=float(np.mean(executed)),

@@ -50,6 +50,7 @@ class ThroughputConfig:
     seed: int = 0
     profile_dir: str | None = None
     min_seconds: float = 1.0  # timing budget per measurement: fast calls repeat, best kept
+    member_batch: int = 0  # members per vmap; 0: auto (population.resolve_member_batch)
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid range."""
@@ -67,6 +68,8 @@ class ThroughputConfig:
             raise ValueError(f"train_rows={self.train_rows} must be >= 64")
         if not self.min_seconds >= 0:
             raise ValueError(f"min_seconds={self.min_seconds} must be >= 0")
+        if self.member_batch < 0:
+            raise ValueError(f"member_batch={self.member_batch} must be >= 0 (0: auto)")
 
 
 def make_agent(config: ThroughputConfig, steps: int) -> pets_lib.PETS:
@@ -91,14 +94,14 @@ def _forward_flops(env, config: pets_lib.PETSConfig) -> int:
     )
 
 
-def _planner(agent: pets_lib.PETS):
-    """One planning step (`agent.plan` from the initial mean) vmapped over agents."""
+def _planner(agent: pets_lib.PETS, member_batch: int | None):
+    """One planning step (`agent.plan` from the initial mean) mapped over agents."""
 
     def plan(key, model_state, obs, hparams):
         mean0 = agent.cem.initial_mean(hparams.planner)
         return agent.plan(key, model_state, obs, mean0, hparams)[0]
 
-    return jax.vmap(plan)
+    return population_lib.map_members(plan, member_batch)
 
 
 def measure_model_forward(
@@ -196,11 +199,14 @@ def measure_population(
     key: jax.Array,
     profile_dir: str | None = None,
     min_seconds: float = 1.0,
+    member_batch: int | None = None,
 ) -> dict:
     """All measurements at population size `n` (see the module docstring)."""
     cfg, env = agent.config, agent.env
     batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), hparams)
-    population = population_lib.make_population(agent, n, lambda unit: batched)
+    population = population_lib.make_population(
+        agent, n, lambda unit: batched, member_batch=member_batch
+    )
     init_key, env_key, act_key, data_key, train_key, plan_key = jax.random.split(key, 6)
     state = jax.jit(population.init)(init_key, jnp.zeros((n, 1), jnp.float32))
     out: dict[str, Any] = dict(population=n, steps=steps)
@@ -231,7 +237,7 @@ def measure_population(
     agents = state.members.agents._replace(replay=replay)
     train_keys = jax.random.split(train_key, n)
     train, compile_s["train"] = profiling.compile_timed(
-        jax.vmap(agent.train_model), train_keys, agents, batched
+        population_lib.map_members(agent.train_model, member_batch), train_keys, agents, batched
     )
     (_, train_metrics), timing = profiling.time_calls(
         train, train_keys, agents, batched, min_seconds=min_seconds
@@ -256,7 +262,7 @@ def measure_population(
     plan_keys = jax.random.split(plan_key, n)
     models = state.members.agents.model
     planner, compile_s["planner"] = profiling.compile_timed(
-        _planner(agent), plan_keys, models, obs, batched
+        _planner(agent, member_batch), plan_keys, models, obs, batched
     )
     hp = batched.planner
     work = profiling.planner_work(
@@ -311,6 +317,9 @@ def padding_report(config: ThroughputConfig, agent: pets_lib.PETS, key: jax.Arra
         space_mean=case(profiling.space_means(space)),
         population_of_40_from_prior=profiling.population_padding_share(
             space, fwd, fwd, paper.num_particles, maxima, 40, key
+        ),
+        population_of_40_one_at_a_time=profiling.population_padding_share(
+            space, fwd, fwd, paper.num_particles, maxima, 40, key, member_batch=1
         ),
     )
 
@@ -394,7 +403,16 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
     for i, n in enumerate(config.populations):
         key, sub = jax.random.split(key)
         profile_dir = config.profile_dir if i == 0 else None
-        result = measure_population(agent, hparams, n, steps, sub, profile_dir, config.min_seconds)
+        result = measure_population(
+            agent,
+            hparams,
+            n,
+            steps,
+            sub,
+            profile_dir,
+            config.min_seconds,
+            member_batch=population_lib.resolve_member_batch(config.member_batch, n),
+        )
         results.append(result)
         log(
             f"population {n}: trial {result['trial_seconds']:.2f} s, "

@@ -49,6 +49,7 @@ class TuneConfig:
     schedule: str = ""  # tuner 'replay': a schedule.npz written by an earlier run
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
+    member_batch: int = 0  # members per vmap; 0: auto (population.resolve_member_batch)
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid range."""
@@ -71,6 +72,7 @@ class TuneConfig:
             ("checkpoint_every", 1),
             ("keep_checkpoints", 1),
             ("eta", 2),
+            ("member_batch", 0),
         ):
             value = getattr(self, name)
             if value < low:
@@ -154,7 +156,10 @@ def build(config: TuneConfig) -> Experiment:
     agent = pets_lib.make_pets(env, pets_config)
     base = presets.study_hparams(agent)
     population = population_lib.make_population(
-        agent, config.population, presets.unit_to_hparams(space, base)
+        agent,
+        config.population,
+        presets.unit_to_hparams(space, base),
+        member_batch=population_lib.resolve_member_batch(config.member_batch, config.population),
     )
     return Experiment(config, env, space, agent, population, make_tuner(config, space), base)
 
@@ -273,10 +278,13 @@ def _check_settings(out_dir: str, config: TuneConfig) -> None:
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
+        # A setting newer than the saved run counts as its default.
+        defaults = {f.name: f.default for f in dataclasses.fields(TuneConfig)}
+        saved = {k: saved.get(k, defaults[k]) for k in settings}
         diff = {
-            k: (saved.get(k), v)
+            k: (saved[k], v)
             for k, v in settings.items()
-            if k != "checkpoint_every" and saved.get(k) != v
+            if k != "checkpoint_every" and saved[k] != v
         }
         if diff:
             name, (old, new) = sorted(diff.items())[0]

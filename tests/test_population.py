@@ -64,6 +64,33 @@ def test_members_equal_solo_runs(setup, population_run):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("member_batch", [1, 2])
+def test_members_in_groups_equal_the_vmapped_population(setup, population_run, member_batch):
+    """lax.map over groups (2: a group of 2 and a remainder of 1) computes the same members."""
+    _, _, _, agent, to_hparams = setup
+    _, unit, (final, metrics, _) = population_run
+    grouped = population_lib.make_population(agent, N, to_hparams, member_batch=member_batch)
+    final_g, metrics_g, _ = _run(grouped, unit)
+    for m, m_g in zip(metrics, metrics_g, strict=True):
+        np.testing.assert_allclose(m_g["trial_return"], m["trial_return"], rtol=1e-4, atol=1e-4)
+    for a, b in zip(
+        jax.tree.leaves(final_g.members.agents), jax.tree.leaves(final.members.agents), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_member_batch_flag_values():
+    auto = 1 if jax.default_backend() == "cpu" else None
+    assert population_lib.resolve_member_batch(0, 8) == auto
+    assert population_lib.resolve_member_batch(0, 1) is None
+    assert population_lib.resolve_member_batch(3, 8) == 3
+    assert population_lib.resolve_member_batch(8, 8) is None
+    with pytest.raises(ValueError, match="member_batch=-1"):
+        population_lib.resolve_member_batch(-1, 8)
+    with pytest.raises(ValueError, match="member_batch=0"):
+        population_lib.map_members(lambda x: x, 0)
+
+
 def test_one_program_across_steps_and_decisions(setup, population_run):
     _, space, _, _, _ = setup
     population, unit, (state, _, step) = population_run

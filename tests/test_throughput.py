@@ -104,6 +104,18 @@ def test_flop_counts_hand_computed():
     assert share["padding_share"] == pytest.approx(2 / 7)
     assert share["padding_share_at_maxima"] == pytest.approx(1 - 15e6 / (8 * 700 * 60 * 2 * 100))
 
+    # One member at a time, each loop stops at the member's own horizon and iterations.
+    planning = SearchSpace(
+        (Int("num_cem_iters", 1, 8), Int("cem_popsize", 699, 700), Int("plan_hor", 1, 60))
+    )
+    maxima = dict(iterations=8, population=700, horizon=60)
+    pad = lambda members, batch: profiling.population_padding_share(
+        planning, 1.0, 1.0, 1, maxima, members, jax.random.key(0), member_batch=batch
+    )["padding_share"]
+    assert pad(4, None) == pytest.approx(pad(4, 4)) and pad(4, None) > pad(4, 2) > pad(4, 1)
+    # Alone, only candidates are padded: share = 1 - E[population] / 700 (p independent of i, h).
+    assert pad(4, 1) == pytest.approx(1 - 699.5 / 700, abs=3e-4)
+
     space = SearchSpace((Int("num_cem_iters", 3, 8), Float("x", 0.0, 1.0)))
     means = profiling.space_means(space)
     assert means["num_cem_iters"] == pytest.approx(5.5, abs=1e-3)
@@ -142,7 +154,11 @@ def test_matmul_roofline_counts_what_xla_counts():
 
 @pytest.mark.parametrize(
     "flag, needle",
-    [("--population=1,x", "--population=1,x"), ("--preset=huge", "preset")],
+    [
+        ("--population=1,x", "--population=1,x"),
+        ("--preset=huge", "preset"),
+        ("--member_batch=-1", "member_batch=-1"),
+    ],
 )
 def test_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
     proc = subprocess.run(

@@ -103,6 +103,7 @@ def test_corrupted_newest_checkpoint_falls_back_to_previous(tmp_path):
         ("ready_interval", 5, "ready_interval=5 must be <= trials=3"),
         ("eta", 1, "eta=1 must be >= 2"),
         ("trial_length", -1, "trial_length=-1"),
+        ("member_batch", -1, "member_batch=-1 must be >= 0"),
     ],
 )
 def test_invalid_settings_name_the_value(field, value, message):
@@ -152,7 +153,11 @@ def test_binary_killed_and_resumed_matches_uninterrupted_run(tmp_path):
 
 @pytest.mark.parametrize(
     "flag,message",
-    [("--population=0", "population=0 must be >= 1"), ("--tuner=bohb", "unknown tuner")],
+    [
+        ("--population=0", "population=0 must be >= 1"),
+        ("--tuner=bohb", "unknown tuner"),
+        ("--member_batch=-2", "member_batch=-2 must be >= 0"),
+    ],
 )
 def test_binary_bad_flag_exits_2_with_one_line(flag, message, tmp_path):
     out = tmp_path / "out"
