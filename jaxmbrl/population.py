@@ -12,7 +12,8 @@ member plans at the longest horizon and the most CEM iterations in the populatio
 working set grows with N. An accelerator wants the width anyway; a CPU, where one member
 already fills the cores, is faster with small groups: each member's loops stop at its own
 horizon and iterations, and activations stay in cache (`benchmarks/throughput.py` measures
-both). Results are the same either way up to float rounding.
+both). It is the same computation either way; only float rounding differs (batched and
+single kernels), which CEM's ranking can amplify over many trials.
 
 Fitness follows Zhang et al. (AISTATS 2021): the mean return of a member's last 3 trials.
 A member whose physics diverged or whose model went non-finite is marked failed and gets
@@ -71,7 +72,7 @@ def map_members(fn: Callable, member_batch: int | None = None) -> Callable:
         k vmapped members (k == 1: a plain sequential map, no vmap at all).
 
     Returns:
-      The mapped function (same outputs as `jax.vmap(fn)` up to float rounding).
+      The mapped function (what `jax.vmap(fn)` computes, up to float rounding).
     """
     if member_batch is None:
         return jax.vmap(fn)
@@ -128,6 +129,17 @@ def make_population(
     n = population_size
     trial_and_train = map_members(agent.trial_and_train, member_batch)
 
+    def member_step_if_active(key, agent_state, hparams, is_active):
+        # An idle member (Hyperband's waiting slots) skips its trial: a real branch when
+        # members run one at a time, a select (both computed) under vmap.
+        def idle(key, agent_state, hparams):
+            shapes = jax.eval_shape(agent.trial_and_train, key, agent_state, hparams)[1]
+            return agent_state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+        return jax.lax.cond(is_active, agent.trial_and_train, idle, key, agent_state, hparams)
+
+    masked_trial_and_train = map_members(member_step_if_active, member_batch)
+
     def fresh_members(key, hparams) -> Members:
         return Members(
             agents=jax.vmap(agent.init)(jax.random.split(key, n), hparams),
@@ -146,13 +158,17 @@ def make_population(
     def step(state: PopulationState, active: jax.Array | None = None):
         key, step_key = jax.random.split(state.key)
         old = state.members
-        agents, metrics = trial_and_train(jax.random.split(step_key, n), old.agents, state.hparams)
+        keys = jax.random.split(step_key, n)
+        if active is None:
+            agents, metrics = trial_and_train(keys, old.agents, state.hparams)
+        else:
+            chex.assert_shape(active, (n,))
+            agents, metrics = masked_trial_and_train(keys, old.agents, state.hparams, active)
         returns = jnp.concatenate(
             [old.recent_returns[:, 1:], metrics["trial_return"][:, None]], axis=1
         )
         new = Members(agents, returns, old.trials + 1, old.failed | _failure(metrics))
         if active is not None:
-            chex.assert_shape(active, (n,))
             new = jax.tree.map(
                 lambda a, b: jnp.where(active.reshape((n,) + (1,) * (a.ndim - 1)), a, b),
                 new,

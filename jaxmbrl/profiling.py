@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import resource
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -97,46 +97,69 @@ def matmul_roofline(size: int = 2048, calls: int = 5) -> dict[str, float]:
     )
 
 
-def time_against_matmul(
-    fn: Callable,
-    *args: Any,
-    flops: float,
+def compare_against_matmul(
+    programs: Mapping[str, tuple[Callable, Sequence[Any], float]],
+    *,
     min_seconds: float = 1.0,
     size: int = 2048,
     min_rounds: int = 3,
     max_rounds: int = 8,
-) -> tuple[Any, dict[str, float]]:
-    """Times `fn(*args)` (doing `flops` useful FLOPs) interleaved with the matmul roofline.
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Times programs interleaved with the matmul roofline: {name: (fn, args, flops)}.
 
-    On a shared host both rates move with the load, and one bracketing measurement is not
-    enough: each round times one call of `fn` and one matmul, for at least `min_rounds`
-    rounds and until `min_seconds` of `fn` (at most `max_rounds`). The ratio is best `fn`
-    over best matmul: what each reached in this run, so a momentarily slow matmul cannot
-    flatter it. Returns (last output, dict): seconds and CPU seconds of the best call, calls,
-    FLOP/s, the matmul FLOP/s, and the roofline ratio in wall seconds and in CPU seconds.
+    On a shared host every rate moves with the load, and one bracketing measurement is not
+    enough: each round calls every program once, each followed by one matmul, for at least
+    `min_rounds` rounds and until every program has run `min_seconds` (at most `max_rounds`).
+    A program's ratio is its best call over the best matmul of the whole comparison: what
+    each reached in this run, so a momentarily slow matmul cannot flatter it.
+
+    Returns:
+      (last outputs, timings) keyed by name; a timing holds seconds and CPU seconds of the
+      best call, calls, FLOP/s, the matmul FLOP/s, and the roofline ratio in wall seconds
+      and in CPU seconds.
     """
     dot, a, b = _matmul_program(size)
-    out, calls, matmuls = None, [], []
-    while len(calls) < min_rounds or (
-        sum(c[0] for c in calls) < min_seconds and len(calls) < max_rounds
-    ):
-        out, timing = time_calls(fn, *args, min_seconds=0.0, max_calls=1)
-        calls.append((timing.best, timing.cpu))
-        _, timing = time_calls(dot, a, b, min_seconds=0.0, max_calls=1)
-        matmuls.append((timing.best, timing.cpu))
-    seconds, cpu_seconds = min(calls)
+    outputs: dict[str, Any] = {}
+    calls: dict[str, list[tuple[float, float]]] = {name: [] for name in programs}
+    matmuls: list[tuple[float, float]] = []
+
+    def done() -> bool:
+        rounds = len(matmuls) // max(len(programs), 1)
+        spent = min(sum(c[0] for c in times) for times in calls.values())
+        return rounds >= min_rounds and (spent >= min_seconds or rounds >= max_rounds)
+
+    while not done():
+        for name, (fn, args, _) in programs.items():
+            outputs[name], timing = time_calls(fn, *args, min_seconds=0.0, max_calls=1)
+            calls[name].append((timing.best, timing.cpu))
+            _, timing = time_calls(dot, a, b, min_seconds=0.0, max_calls=1)
+            matmuls.append((timing.best, timing.cpu))
     matmul_seconds, matmul_cpu = min(matmuls)
-    matmul_flops = 2.0 * size**3
-    return out, dict(
-        seconds=seconds,
-        cpu_seconds=cpu_seconds,
-        calls=len(calls),
-        flops_per_second=flops / seconds,
-        matmul_flops_per_second=matmul_flops / matmul_seconds,
-        roofline_ratio=flops / seconds / (matmul_flops / matmul_seconds),
-        roofline_ratio_cpu=(flops / max(cpu_seconds, 1e-9))
-        / (matmul_flops / max(matmul_cpu, 1e-9)),
+    matmul_rate = 2.0 * size**3 / matmul_seconds
+    matmul_cpu_rate = 2.0 * size**3 / max(matmul_cpu, 1e-9)
+    timings = {}
+    for name, (_, _, flops) in programs.items():
+        seconds, cpu_seconds = min(calls[name])
+        timings[name] = dict(
+            seconds=seconds,
+            cpu_seconds=cpu_seconds,
+            calls=len(calls[name]),
+            flops_per_second=flops / seconds,
+            matmul_flops_per_second=matmul_rate,
+            roofline_ratio=flops / seconds / matmul_rate,
+            roofline_ratio_cpu=flops / max(cpu_seconds, 1e-9) / matmul_cpu_rate,
+        )
+    return outputs, timings
+
+
+def time_against_matmul(
+    fn: Callable, *args: Any, flops: float, min_seconds: float = 1.0, size: int = 2048
+) -> tuple[Any, dict[str, float]]:
+    """`compare_against_matmul` for one program: (last output, timing)."""
+    outputs, timings = compare_against_matmul(
+        {"fn": (fn, args, flops)}, min_seconds=min_seconds, size=size
     )
+    return outputs["fn"], timings["fn"]
 
 
 def peak_memory(device: jax.Device | None = None) -> dict[str, Any]:

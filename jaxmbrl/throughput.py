@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl import envs, profiling, tuners
+from jaxmbrl import envs, planner_costs, profiling, tuners
 from jaxmbrl import population as population_lib
 from jaxmbrl import replay as replay_lib
 from jaxmbrl.agents import pets as pets_lib
@@ -96,46 +96,7 @@ def _forward_flops(env, config: pets_lib.PETSConfig) -> int:
 
 def _planner(agent: pets_lib.PETS, member_batch: int | None):
     """One planning step (`agent.plan` from the initial mean) mapped over agents."""
-
-    def plan(key, model_state, obs, hparams):
-        mean0 = agent.cem.initial_mean(hparams.planner)
-        return agent.plan(key, model_state, obs, mean0, hparams)[0]
-
-    return population_lib.map_members(plan, member_batch)
-
-
-def measure_model_forward(
-    agent: pets_lib.PETS, hparams: pets_lib.PETSHParams, key: jax.Array, min_seconds: float
-) -> dict:
-    """The ensemble's forward pass alone at the planner's batch: the planner's ceiling.
-
-    `horizon` chained `predict` calls of the elites on max_population x particles rows, what
-    one CEM iteration evaluates, without noise, rewards or CEM. The planner cannot beat the
-    FLOP/s of its own model; this separates "the model is slow on this device" from "the
-    planner adds overhead".
-    """
-    cfg = agent.config
-    rows = cfg.max_population * cfg.num_particles // cfg.num_elites
-    steps = int(np.max(np.asarray(hparams.planner.horizon)))
-    state_key, x_key = jax.random.split(key)
-    model = jax.jit(agent.ensemble.init)(state_key, hparams.model)
-    size = agent.ensemble.config.input_size
-    inputs = jax.random.normal(x_key, (cfg.num_elites, rows, size), jnp.float32)
-
-    def forward(model, inputs):
-        def step(_, x):
-            mean, _ = agent.ensemble.predict(model, x, std=True)
-            return x + 1e-3 * mean[..., :1]  # chains the steps at negligible cost
-
-        return jax.lax.fori_loop(0, steps, step, inputs)
-
-    compiled, compile_s = profiling.compile_timed(forward, model, inputs)
-    fwd = ensemble_lib.forward_flops(agent.ensemble.config, hparams.model)
-    flops = float(steps * cfg.num_elites * rows * fwd)
-    _, timed = profiling.time_against_matmul(
-        compiled, model, inputs, flops=flops, min_seconds=min_seconds
-    )
-    return dict(rows=rows, steps=steps, flops=flops, compile_seconds=compile_s, **timed)
+    return population_lib.map_members(planner_costs.first_plan_fn(agent), member_batch)
 
 
 def _filled_replay(key, agent: pets_lib.PETS, n: int) -> replay_lib.ReplayBuffer:
@@ -421,7 +382,9 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
     results.sort(key=lambda r: r["population"])
     _add_scaling(results)
     key, model_key = jax.random.split(key)
-    model_forward = measure_model_forward(agent, hparams, model_key, config.min_seconds)
+    model_forward = planner_costs.measure_model_forward(
+        agent, hparams, model_key, config.min_seconds
+    )
     log(
         f"model forward alone: {model_forward['flops_per_second'] / 1e9:.1f} GFLOP/s, "
         f"{model_forward['roofline_ratio']:.2f} of the matmul"

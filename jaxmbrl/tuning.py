@@ -1,4 +1,4 @@
-"""A tuning run: a vmapped PETS population driven by one of the study's tuners.
+"""A tuning run: a PETS population (one compiled program) driven by one of the study's tuners.
 
 Zhang et al., "On the Importance of Hyperparameter Optimization for Model-based
 Reinforcement Learning", AISTATS 2021: random search, Hyperband, PBT and PBT-BT tuning PETS.

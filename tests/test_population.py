@@ -79,6 +79,31 @@ def test_members_in_groups_equal_the_vmapped_population(setup, population_run, m
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("member_batch", [None, 1])
+def test_idle_members_keep_their_state(setup, population_run, member_batch):
+    """Hyperband's waiting slots: an inactive member's state and record do not move."""
+    _, _, _, agent, to_hparams = setup
+    _, unit, _ = population_run
+    population = population_lib.make_population(agent, N, to_hparams, member_batch=member_batch)
+    start = jax.jit(population.init)(jax.random.PRNGKey(0), unit)
+    active = jnp.array([True, False, True])
+    masked, _ = jax.jit(population.step)(start, active)
+    everyone, _ = jax.jit(population.step)(start, jnp.ones((N,), bool))
+    member = lambda state, i: jax.tree.map(lambda x: x[i], state.members)  # noqa: E731
+    for a, b in zip(
+        jax.tree.leaves(member(masked, 1)), jax.tree.leaves(member(start, 1)), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    for i in (0, 2):
+        assert int(masked.members.trials[i]) == 1
+        for a, b in zip(
+            jax.tree.leaves(member(masked, i)),
+            jax.tree.leaves(member(everyone, i)),
+            strict=True,
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_member_batch_flag_values():
     auto = 1 if jax.default_backend() == "cpu" else None
     assert population_lib.resolve_member_batch(0, 8) == auto

@@ -16,7 +16,7 @@ if REPO not in sys.path:  # `benchmarks` is a directory of scripts beside the pa
     sys.path.insert(0, REPO)
 
 from benchmarks import _cli  # noqa: E402
-from jaxmbrl import profiling, throughput  # noqa: E402
+from jaxmbrl import planner_costs, profiling, throughput  # noqa: E402
 from jaxmbrl.analysis import throughput_plot  # noqa: E402
 from jaxmbrl.tuners.space import Float, Int, SearchSpace  # noqa: E402
 
@@ -208,3 +208,40 @@ def test_prefer_wide_vectors_only_on_avx512_and_never_overrides(tmp_path, monkey
     monkeypatch.setattr(_cli.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(_cli, "_backend_initialized", lambda: True)  # too late to matter
     assert _cli.prefer_wide_vectors(str(avx512)) is None and "XLA_FLAGS" not in os.environ
+
+
+def test_compare_against_matmul_interleaves_and_keeps_the_best():
+    n = 32
+    x = jnp.ones((n, n), jnp.float32)
+    fast = jax.jit(lambda a: a + 1.0).lower(x).compile()
+    dot = jax.jit(jnp.dot).lower(x, x).compile()
+    outputs, timings = profiling.compare_against_matmul(
+        {"add": (fast, (x,), 1.0 * n * n), "dot": (dot, (x, x), 2.0 * n**3)},
+        min_seconds=0.0,
+        min_rounds=3,
+        size=64,
+    )
+    np.testing.assert_array_equal(outputs["add"], x + 1.0)
+    assert {t["calls"] for t in timings.values()} == {3}
+    # One matmul rate for the whole comparison; each ratio is that program's best over it.
+    assert timings["add"]["matmul_flops_per_second"] == timings["dot"]["matmul_flops_per_second"]
+    for t in timings.values():
+        assert t["roofline_ratio"] == pytest.approx(
+            t["flops_per_second"] / t["matmul_flops_per_second"]
+        )
+
+
+def test_planner_costs_ablation_runs_every_variant():
+    result = planner_costs.ablate("cartpole", "tiny", min_seconds=0.0)
+    timings = result["timings"]
+    assert list(timings) == [*planner_costs.VARIANTS, "model forward alone"]
+    # The variants keep the planner's work: the same useful FLOPs, other costs dropped.
+    flops = {name: t["flops_per_second"] * t["seconds"] for name, t in timings.items()}
+    for name in planner_costs.VARIANTS:
+        assert flops[name] == pytest.approx(flops["planner"], rel=1e-6)
+    cfg = result["pets_config"]
+    per_step = cfg["max_population"] * cfg["num_particles"]  # rows of one forward step
+    assert flops["model forward alone"] == pytest.approx(
+        flops["planner"] / (cfg["max_iterations"] * per_step) * per_step, rel=1e-6
+    )
+    assert all(_positive(t["roofline_ratio"]) for t in timings.values())
