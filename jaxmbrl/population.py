@@ -188,7 +188,17 @@ def make_population(
     def apply(state: PopulationState, decision: Decision, archive: Members | None = None):
         key, init_key = jax.random.split(state.key)
         hparams = hparams_fn(decision.hparams)
-        members = apply_decision(state.members, decision, archive, fresh_members(init_key, hparams))
+
+        # Fresh agents (replay buffers included) only when some slot restarts: at paper scale
+        # they are gigabytes of zeros, and most PBT updates restart nobody.
+        def with_restarts(_):
+            fresh = fresh_members(init_key, hparams)
+            return apply_decision(state.members, decision, archive, fresh)
+
+        def copies_only(_):
+            return apply_decision(state.members, decision, archive)
+
+        members = jax.lax.cond(jnp.any(decision.restart), with_restarts, copies_only, None)
         return PopulationState(members, hparams, key)
 
     return Population(size=n, init=init, step=step, fitness=fitness, apply=apply)

@@ -104,6 +104,34 @@ def test_idle_members_keep_their_state(setup, population_run, member_batch):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_apply_copies_and_restarts(population_run):
+    """source gathers members; restart gives slot 1 a fresh agent, the others are copies."""
+    population, unit, (state, _, _) = population_run
+    apply = jax.jit(population.apply)
+    copy = tuners.Decision(
+        source=jnp.array([2, 2, 0], jnp.int32),
+        restart=jnp.zeros((N,), bool),
+        hparams=unit,
+        changed=jnp.zeros((N,), bool),
+        budget=jnp.ones((N,), jnp.int32),
+    )
+    copied = apply(state, copy)
+    for new, old in zip(
+        jax.tree.leaves(copied.members), jax.tree.leaves(state.members), strict=True
+    ):
+        np.testing.assert_array_equal(new, old[np.array([2, 2, 0])])
+    restarted = apply(state, copy._replace(restart=jnp.array([False, True, False])))
+    trials = np.asarray(state.members.trials)
+    assert np.asarray(restarted.members.trials).tolist() == [trials[2], 0, trials[0]]
+    assert np.all(np.isnan(np.asarray(restarted.members.recent_returns[1])))
+    assert int(restarted.members.agents.replay.size[1]) == 0
+    np.testing.assert_array_equal(
+        restarted.members.agents.replay.size[np.array([0, 2])],
+        state.members.agents.replay.size[np.array([2, 0])],
+    )
+    assert apply._cache_size() == 1
+
+
 def test_member_batch_flag_values():
     auto = 1 if jax.default_backend() == "cpu" else None
     assert population_lib.resolve_member_batch(0, 8) == auto
