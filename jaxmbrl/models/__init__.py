@@ -11,9 +11,9 @@ from jaxmbrl.models.ensemble import (
     default_model_hparams,
     forward_flops,
     make_ensemble,
-    split_rows,
 )
 from jaxmbrl.models.network import EnsembleMLP
+from jaxmbrl.models.training import make_optimizer, make_train, split_rows
 
 __all__ = [
     "ACTIVATIONS",
@@ -27,5 +27,7 @@ __all__ = [
     "default_model_hparams",
     "forward_flops",
     "make_ensemble",
+    "make_optimizer",
+    "make_train",
     "split_rows",
 ]
