@@ -72,7 +72,7 @@ def table(result: dict) -> str:
 
 
 def plot(result: dict, path: str) -> None:
-    """Writes a PNG: rates vs population size, and vmap efficiency / roofline ratio."""
+    """Writes a PNG: rates vs population size, and scaling efficiency / roofline ratio."""
     rs = result["results"]
     sizes = [r["population"] for r in rs]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -105,7 +105,7 @@ def plot(result: dict, path: str) -> None:
         xscale="log",
         xlabel="population size N",
         ylabel="ratio",
-        title="vmap efficiency and roofline ratio",
+        title="scaling efficiency (N members vs N x one) and roofline ratio",
     )
     ax2.set_xticks(sizes, [str(s) for s in sizes])
     ax2.legend(fontsize=7)
