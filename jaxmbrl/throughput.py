@@ -1,21 +1,22 @@
-"""Population throughput of vmapped PETS agents: what one device does per second, and why.
+"""Population throughput of PETS agents: what one device does per second, and why.
 
 PETS (Chua et al., NeurIPS 2018) as tuned by Zhang et al., "On the Importance of
 Hyperparameter Optimization for Model-based Reinforcement Learning" (AISTATS 2021).
 
 `run(ThroughputConfig(...))` measures, for each population size N in one process: AOT
 compile seconds and memory of the population step (`Population.step`: one trial + model
-training for every member, one vmapped program); env steps/s inside that program and of the
-MJX step alone vmapped at batch N; model-training samples/s (`train_model` alone on a filled
-replay buffer, samples = epochs x rows); planner model transitions/s and FLOP/s of one
-planning step (`PETS.plan`, vmapped over N) beside the float32 matmul FLOP/s measured
-interleaved with it (the roofline ratio); vmap scaling efficiency. The ensemble's forward pass
-alone at the planner's batch gives the planner's ceiling on the device. Also the share of planner
-FLOPs spent on padding for the study's planning search space, and the projected wall time of
-the study's PBT experiment. Every rate is also given per CPU second (time.process_time): on a
-shared host wall-clock rates move with the load, CPU-second rates much less. The first trial
-of a member acts at random; under vmap its `lax.cond` runs both branches, so the untimed
-first trial costs as much as the timed one (`first_trial_seconds`).
+training for every member, one program; members mapped as `member_batch` says); env steps/s
+inside that program and of the MJX step alone vmapped at batch N; model-training samples/s
+(`train_model` alone on a filled replay buffer, samples = epochs x rows); planner model
+transitions/s and FLOP/s of one planning step (`PETS.plan`, mapped over N) beside the
+float32 matmul FLOP/s measured interleaved with it (the roofline ratio); scaling efficiency
+against N x one member. The ensemble's forward pass alone at the planner's batch gives the
+planner's ceiling on the device. Also the share of planner FLOPs spent on padding for the
+study's planning search space, and the projected wall time of the study's PBT experiment.
+Every rate is also given per CPU second (time.process_time): on a shared host wall-clock
+rates move with the load, CPU-second rates much less. The first trial of a member acts at
+random and is not timed (`first_trial_seconds`); under vmap its `lax.cond` runs both
+branches and costs as much as a planned trial.
 """
 
 from __future__ import annotations
