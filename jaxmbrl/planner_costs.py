@@ -126,14 +126,13 @@ def ablate(env_name: str, preset: str, min_seconds: float = 2.0, seed: int = 0) 
     env = envs.load(env_name)
     base = presets.pets_config(env, preset, 1, trial_length=1)
     key = jax.random.PRNGKey(seed)
-    programs = {}
+    programs, agents = {}, {}
     for name, overrides in VARIANTS.items():
-        agent = pets_lib.make_pets(env, base._replace(**overrides))
-        hparams = presets.study_hparams(agent)
-        compiled, args, flops = planning_step_program(agent, hparams, key)
-        programs[name] = (compiled, args, flops)
-    agent = pets_lib.make_pets(env, base)
-    compiled, args, info = model_forward_program(agent, presets.study_hparams(agent), key)
+        agents[name] = pets_lib.make_pets(env, base._replace(**overrides))
+        hparams = presets.study_hparams(agents[name])
+        programs[name] = planning_step_program(agents[name], hparams, key)
+    planner = agents["planner"]
+    compiled, args, info = model_forward_program(planner, presets.study_hparams(planner), key)
     programs["model forward alone"] = (compiled, args, info["flops"])
     _, timings = profiling.compare_against_matmul(programs, min_seconds=min_seconds)
     return dict(env=env_name, preset=preset, pets_config=base._asdict(), timings=timings)

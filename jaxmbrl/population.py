@@ -167,13 +167,13 @@ def make_population(
         returns = jnp.concatenate(
             [old.recent_returns[:, 1:], metrics["trial_return"][:, None]], axis=1
         )
-        new = Members(agents, returns, old.trials + 1, old.failed | _failure(metrics))
+        trials, failed = old.trials + 1, old.failed | _failure(metrics)
         if active is not None:
-            new = jax.tree.map(
-                lambda a, b: jnp.where(active.reshape((n,) + (1,) * (a.ndim - 1)), a, b),
-                new,
-                old,
-            )
+            # Idle agents already kept their state in the cond; the record must not move.
+            returns = jnp.where(active[:, None], returns, old.recent_returns)
+            trials = jnp.where(active, trials, old.trials)
+            failed = jnp.where(active, failed, old.failed)
+        new = Members(agents, returns, trials, failed)
         return state._replace(members=new, key=key), metrics
 
     def fitness(state: PopulationState) -> jax.Array:

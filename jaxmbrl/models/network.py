@@ -51,8 +51,7 @@ def soft_clamp_logvar(logvar: jax.Array, max_logvar: jax.Array, min_logvar: jax.
     (|bound| < 87); lv -> -inf gives min, +inf gives log(exp(min) + exp(max)), NaN gives NaN.
     The derivative is computed from the softplus form (stable for any lv).
     """
-    var = jnp.exp(min_logvar) + 1.0 / (jnp.exp(-max_logvar) + jnp.exp(-logvar))
-    return jnp.log(var)
+    return jnp.log(_soft_clamped_var(logvar, max_logvar, min_logvar))
 
 
 def soft_clamp_std(logvar: jax.Array, max_logvar: jax.Array, min_logvar: jax.Array) -> jax.Array:
@@ -61,7 +60,12 @@ def soft_clamp_std(logvar: jax.Array, max_logvar: jax.Array, min_logvar: jax.Arr
     sqrt(exp(min) + 1 / (exp(-max) + exp(-lv))): what trajectory sampling needs per particle
     and step. On CPU this replaces exp, divide, log, exp by exp, divide, sqrt.
     """
-    return jnp.sqrt(jnp.exp(min_logvar) + 1.0 / (jnp.exp(-max_logvar) + jnp.exp(-logvar)))
+    return jnp.sqrt(_soft_clamped_var(logvar, max_logvar, min_logvar))
+
+
+def _soft_clamped_var(logvar: jax.Array, max_logvar: jax.Array, min_logvar: jax.Array):
+    """exp(min) + 1 / (exp(-max) + exp(-lv)): the variance both soft clamps are built on."""
+    return jnp.exp(min_logvar) + 1.0 / (jnp.exp(-max_logvar) + jnp.exp(-logvar))
 
 
 @soft_clamp_logvar.defjvp
