@@ -32,7 +32,8 @@ from jaxmbrl import tuners
 from jaxmbrl.tuners import Float, SearchSpace
 
 # A custom space: any `Float`/`Int`/`Categorical` tuple; the tuner works in the unit cube
-# and `SPACE.from_unit` maps back (log scale: PBT's x0.8/x1.2 moves are relative in log lr).
+# and `SPACE.from_unit` maps back; with log=True the cube is uniform in log lr, so PBT's
+# explore moves (u * 0.8, u * 1.2) are steps in log lr.
 SPACE = SearchSpace(
     (
         Float("learning_rate", 1e-5, 1.0, log=True, default=1e-3),
@@ -100,7 +101,7 @@ class MLP(nn.Module):
 
 
 def make_data(config: Config) -> Data:
-    """y = sin(3x) + noise on x ~ U[-1, 1]; few training points, so weight decay matters."""
+    """y = sin(3x) + noise on x ~ U[-1, 1] (few, noisy training points); clean validation."""
     k_train, k_valid, k_noise = jax.random.split(jax.random.PRNGKey(config.data_seed), 3)
     x_train = jax.random.uniform(k_train, (config.n_train, 1), minval=-1.0, maxval=1.0)
     x_valid = jax.random.uniform(k_valid, (config.n_valid, 1), minval=-1.0, maxval=1.0)
