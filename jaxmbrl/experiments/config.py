@@ -38,6 +38,9 @@ class TuneConfig:
     schedule: str = option("", "--tuner=replay: DIR/schedule.npz of an earlier run to replay.")
     checkpoint_every: int = option(1, "Tuner steps per checkpoint.", low=1)
     keep_checkpoints: int = option(2, "Checkpoints kept.", low=1)
+    progress_every: int = option(
+        50, "Env steps between progress reports from inside a compiled trial (0: none).", low=0
+    )
     member_batch: int = option(
         0,
         "Members per vmap: k runs groups of k in a lax.map (k >= population: one vmap of "
