@@ -136,6 +136,7 @@ def main(argv: list[str]) -> None:
             member_flag=_MEMBER.value,
             checkpoint_step=chosen.step,
             fitness=chosen.fitness,
+            agent_trials=int(chosen.agent_state.trials),  # trials its model has learned from
             hparams=video.hparams_record(chosen.hparams),
         )
     else:
