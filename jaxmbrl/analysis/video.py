@@ -136,8 +136,11 @@ def read_run_config(run_dir: str) -> experiments.TuneConfig:
         raise ValueError(f"--run={run_dir} holds no readable config.json ({error})") from None
     # Settings unknown to this version are ignored; missing ones take their defaults.
     known = {f.name for f in dataclasses.fields(experiments.TuneConfig)}
-    config = experiments.TuneConfig(**{k: v for k, v in saved.items() if k in known})
-    config.validate()
+    try:
+        config = experiments.TuneConfig(**{k: v for k, v in saved.items() if k in known})
+        config.validate()
+    except (TypeError, AttributeError) as error:  # a hand-edited config.json
+        raise ValueError(f"--run={run_dir}: config.json is malformed ({error})") from None
     return config
 
 
