@@ -217,6 +217,7 @@ def test_member_video_and_replay_of_its_actions(needs_gl, tiny_run, tmp_path):
     assert info["frames"] == TRIAL_LENGTH + 1 and info["steps"] == TRIAL_LENGTH
     assert info["diverged_step"] is None and np.isfinite(info["return"])
     assert info["checkpoint_step"] == 2 and info["member"] in (0, 1)
+    assert info["mujoco_gl"] == ("egl" if render_lib.gpu_visible() else "osmesa")  # chosen
     gif, mp4 = _read_videos(out, stem)
     assert gif.shape == (TRIAL_LENGTH + 1, 240, 320, 3)
     assert mp4.shape == (TRIAL_LENGTH + 1, 240, 320, 3)
