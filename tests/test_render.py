@@ -174,8 +174,9 @@ def fake_run(tmp_path_factory):
         (["--actions={run}/actions_3d.npy", "--env=cartpole"], "cartpole needs [T, 1]"),
         (["--actions={run}/actions_3d.npy"], "--actions needs --env"),
         (["--actions={run}/actions_3d.npy", "--env=walker"], "unknown env 'walker'"),
-        (["--run={run}", "--formats=avi"], "--formats=avi; valid: gif, mp4"),
-        (["--run={run}", "--width=15"], "--width=15 must be even"),
+        (["--run={run}", "--formats=avi"], "formats=avi; valid: gif, mp4"),
+        (["--run={run}", "--width=15"], "width=15 must be in [16, 4096]"),
+        (["--run={run}", "--height=241"], "height=241 must be even"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(fake_run, flags, message):
