@@ -8,7 +8,7 @@ planned-trial time with and without callbacks (interleaved) and the overhead.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from benchmarks import _cli
 from jaxmbrl import runtime
@@ -24,6 +24,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _cli.usage_error(f"unexpected arguments {argv[1:]}")
     config = _cli.config_from_flags(progress_overhead.OverheadConfig)
+    logging.set_verbosity(logging.WARNING)
     runtime.enable_compilation_cache()
     r = progress_overhead.measure(config)
     print(
