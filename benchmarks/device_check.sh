@@ -242,6 +242,15 @@ for flag, a, b in (("XLA_FLAGS=--xla_gpu_deterministic_ops=true", "d_tune_det1",
     if sa is None and sb is None:
         continue
     same, why = compare(a, b)
+    if not (sa and sb and sa[0] == sb[0] == "ok"):  # a run did not finish: no verdict
+        same = None
+        la = [l for l in (open(os.path.join(work, x, "members.jsonl")).read().splitlines()
+                          if os.path.isfile(os.path.join(work, x, "members.jsonl")) else []
+                          for x in (a, b))]
+        n = min(map(len, la))
+        prefix = "identical" if la[0][:n] == la[1][:n] else "different"
+        why = (f"no verdict: {a} {sa and sa[0]}, {b} {sb and sb[0]}; "
+               f"first {n} lines {prefix}")
     facts[f"d_{a[7:-1]}"] = dict(flags=flag, identical=same, detail=why)
     st = "ok" if sa and sb and sa[0] == sb[0] == "ok" else f"{sa and sa[0]}/{sb and sb[0]}"
     secs = max(int(sa[1]) if sa else 0, int(sb[1]) if sb else 0)
