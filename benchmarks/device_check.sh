@@ -11,8 +11,8 @@
 # Parts run under their own `timeout`, capped by what is left of the budget, so one hang
 # cannot eat the rest; none stops the script. Raw outputs go to a work folder ($WORK,
 # /tmp/device_check.*); OUTDIR gets few files (the device tool returns at most 8):
-# summary.md (part, status, seconds, key figure), summary.json, progress.log and
-# device_check.tar.gz (every log, junit xml, throughput json/png, members.jsonl), all
+# summary.md (part, status, seconds, key figure), summary.json, progress.log,
+# nvidia-smi.txt, jax_devices.txt and device_check.tar.gz (every log, junit xml, throughput json/png, members.jsonl), all
 # refreshed after every part, so a run killed from outside still leaves what it got.
 set -u
 
@@ -297,6 +297,9 @@ with open(os.path.join(outdir, "summary.md"), "w") as f:
 PYEOF
   tar -czf "$OUTDIR/device_check.tar.gz.tmp" -C "$WORK" --exclude=checkpoints --exclude='cache*' . \
     2>>"$WORK/summarize.log" && mv "$OUTDIR/device_check.tar.gz.tmp" "$OUTDIR/device_check.tar.gz"
+  for f in nvidia-smi.txt jax_devices.txt; do # also loose, beside the summary (6 files in all)
+    [ -f "$WORK/$f" ] && cp -f "$WORK/$f" "$OUTDIR/$f"
+  done
 }
 
 export MEM_ROWS # for the summary
