@@ -122,7 +122,7 @@ def test_cem_with_true_dynamics_swings_cartpole_up(cartpole):
         def body(carry, key):
             state, plan = carry
             plan, _ = cem.optimize(
-                key, lambda k, a, h: cost(k, None, state.obs, a, h), plan, hparams
+                key, lambda k, a, h, first: cost(k, None, state.obs, a, h, first), plan, hparams
             )
             state = env.step(state, plan[0])
             return (state, cem.shift(plan, hparams)), (state.reward, state.obs)

@@ -1,0 +1,188 @@
+"""Padding of a PETS population's planner: accounting, CEM chunk size, and program size.
+
+PETS (Chua et al., NeurIPS 2018) tuned by PBT (Zhang et al., AISTATS 2021) runs a
+population of planners with different horizons, CEM populations and iterations as one
+program. This measures what `jaxmbrl.planning.cem` (chunked candidates, one flat loop) and
+`jaxmbrl.population` (members sorted by work, mapped in groups) do about the padding:
+  * `padding`: the padding share of a population drawn from the planning space in the
+    accelerator and CPU defaults (`reports.padding_report`, accounting only);
+  * `chunk_tradeoff`: one planning step at each `candidate_chunk`, timed interleaved with
+    the matmul (smaller chunks: less padding, smaller matrix products);
+  * `program_sizes`: the population step compiled as one vmap, in sorted groups and one
+    member at a time: compile seconds, generated code and temporary memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+
+from jaxmbrl import envs, experiments, tuners
+from jaxmbrl import population as population_lib
+from jaxmbrl.agents import pets as pets_lib
+from jaxmbrl.agents import presets
+from jaxmbrl.options import check_options, option
+from jaxmbrl.profiling import flops, planner_costs, reports, timing
+
+
+@dataclasses.dataclass(frozen=True)
+class PaddingConfig:
+    """What `benchmarks/padding.py` measures (its flags)."""
+
+    env: str = option("half_cheetah", "Environment of the planning step.", choices=envs.ALL_ENVS)
+    preset: str = option(
+        "paper", "Model/planner sizes of the planning step.", choices=presets.PRESETS
+    )
+    chunks: tuple[int, ...] = option(
+        (500, 250, 100, 50), "candidate_chunk values to time one planning step with.", low=1
+    )
+    min_seconds: float = option(2.0, "Timing budget per chunk size (best of >= 3).", low=0.0)
+    members: int = option(40, "Population drawn from the prior for the accounting.", low=1)
+    program_population: int = option(
+        8, "Members of the tiny cartpole population whose step programs are compared.", low=2
+    )
+    seed: int = option(0, "Random seed.")
+
+    def validate(self) -> None:
+        check_options(self)
+        if len(set(self.chunks)) != len(self.chunks):
+            raise ValueError(f"chunks={list(self.chunks)} has repeated sizes")
+
+
+def chunk_tradeoff(
+    env_name: str, preset: str, chunks: tuple[int, ...], min_seconds: float, seed: int = 0
+) -> dict[str, Any]:
+    """One planning step (study defaults) per `candidate_chunk`, interleaved with the matmul.
+
+    Every chunk size does the same useful work (the default CEM population), so the FLOP/s
+    compare the chunked programs directly.
+    """
+    env = envs.load(env_name)
+    base = presets.pets_config(env, preset, 1, trial_length=1)
+    key = jax.random.PRNGKey(seed)
+    programs = {}
+    for chunk in chunks:
+        agent = pets_lib.make_pets(env, dataclasses.replace(base, candidate_chunk=chunk))
+        programs[chunk] = planner_costs.planning_step_program(
+            agent, presets.study_hparams(agent), key
+        )
+    _, timings = timing.compare_against_matmul(programs, min_seconds=min_seconds)
+    return dict(env=env_name, preset=preset, max_population=base.max_population, timings=timings)
+
+
+def program_sizes(population_size: int, seed: int = 0) -> dict[str, Any]:
+    """The tiny cartpole population step compiled three ways (no run): compile seconds,
+    generated code bytes and argument/output/temporary bytes (`memory_analysis`)."""
+    env = envs.load("cartpole")
+    space = tuners.get_space("planning")
+    config, space = experiments.config_for_space(env, "tiny", 2, space, trial_length=10)
+    agent = pets_lib.make_pets(env, config)
+    to_hparams = experiments.unit_to_hparams(space, presets.study_hparams(agent))
+    unit = space.sample_unit(jax.random.PRNGKey(seed), population_size)
+    group = -(-population_size // population_lib.ACCELERATOR_GROUPS)
+    group = max(group, 2) if population_size > 2 else group
+    ways = {"one vmap": None, f"sorted groups of {group}": group, "one at a time": 1}
+    out = {}
+    for name, member_batch in ways.items():
+        population = population_lib.make_population(
+            agent, population_size, to_hparams, member_batch=member_batch
+        )
+        state = jax.jit(population.init)(jax.random.PRNGKey(seed), unit)
+        compiled, seconds = timing.compile_timed(population.step, state)
+        analysis = compiled.memory_analysis()
+        code = getattr(analysis, "generated_code_size_in_bytes", None) if analysis else None
+        out[name] = dict(
+            member_batch=member_batch,
+            compile_seconds=seconds,
+            generated_code_bytes=None if code is None else int(code),
+            memory=timing.program_memory(compiled),
+        )
+    return dict(population=population_size, programs=out)
+
+
+def run(config: PaddingConfig, log=print) -> dict[str, Any]:
+    """All three measurements of the module docstring."""
+    config.validate()
+    env = envs.load(config.env)
+    agent = pets_lib.make_pets(env, presets.pets_config(env, "tiny", 1))
+    log("padding accounting ...")
+    padding = reports.padding_report(
+        config.env, agent, jax.random.PRNGKey(config.seed), members=config.members
+    )
+    # The CPU default's padding at each chunk size: what a smaller chunk buys.
+    space = tuners.get_space("planning", env=config.env)
+    maxima = padding["maxima"]
+    cpu_share = {
+        chunk: flops.population_padding_share(
+            space,
+            1.0,
+            1.0,
+            1,
+            maxima,
+            config.members,
+            jax.random.PRNGKey(config.seed),
+            member_batch=1,
+            candidate_chunk=chunk,
+        )["padding_share"]
+        for chunk in sorted(set(config.chunks) | {maxima["population"]})
+    }
+    log("chunk trade-off ...")
+    chunks = chunk_tradeoff(
+        config.env, config.preset, config.chunks, config.min_seconds, config.seed
+    )
+    log("program sizes ...")
+    sizes = program_sizes(config.program_population, config.seed)
+    return dict(
+        config=dataclasses.asdict(config),
+        padding=padding,
+        cpu_default_share_by_chunk=cpu_share,
+        chunk_tradeoff=chunks,
+        program_sizes=sizes,
+        backend=jax.default_backend(),
+        devices=[str(d) for d in jax.devices()],
+    )
+
+
+def table(result: dict[str, Any]) -> str:
+    """Human-readable summary of `run`'s result."""
+    pad = result["padding"]
+    lines = [
+        f"padding of {pad['members']} members from the planning space (maxima {pad['maxima']}, "
+        f"chunk {pad['candidate_chunk']}):",
+        f"  accelerator default ({pad['population_accelerator_default']['groups']} sorted "
+        f"vmapped groups, flat loop): "
+        f"{100 * pad['population_accelerator_default']['padding_share']:.1f}%",
+        "  CPU default (one at a time): "
+        f"{100 * pad['population_cpu_default']['padding_share']:.1f}%",
+        f"  one vmap of all: {100 * pad['population_one_vmap']['padding_share']:.1f}%; same groups "
+        f"with nested loops: "
+        f"{100 * pad['population_accelerator_default_nested']['padding_share']:.1f}%",
+        "  by number of sorted groups: "
+        + ", ".join(f"{g}: {100 * s:.1f}%" for g, s in pad["population_by_groups"].items()),
+    ]
+    trade = result["chunk_tradeoff"]
+    lines.append(
+        f"one planning step ({trade['preset']}, {trade['env']}, CEM population "
+        f"{trade['max_population']}) by candidate_chunk:"
+    )
+    lines.append(f"{'chunk':>7} {'ms':>9} {'GFLOP/s':>9} {'roofline':>9} {'CPU pad':>8}")
+    share = result["cpu_default_share_by_chunk"]
+    for chunk, t in trade["timings"].items():
+        pad_text = f"{100 * share[chunk]:.1f}%" if chunk in share else "-"
+        lines.append(
+            f"{chunk:>7} {1e3 * t['seconds']:9.1f} {t['flops_per_second'] / 1e9:9.1f} "
+            f"{t['roofline_ratio']:9.2f} {pad_text:>8}"
+        )
+    sizes = result["program_sizes"]
+    lines.append(f"population step programs (tiny cartpole, N={sizes['population']}):")
+    for name, p in sizes["programs"].items():
+        mem = p["memory"] or {}
+        code = p["generated_code_bytes"]
+        lines.append(
+            f"  {name:>20}: compile {p['compile_seconds']:.1f} s, code "
+            f"{'-' if code is None else f'{code / 1e6:.2f} MB'}, temp "
+            f"{mem.get('temp_bytes', 0) / 1e6:.1f} MB"
+        )
+    return "\n".join(lines)
