@@ -168,7 +168,8 @@ def test_one_program_across_steps_and_decisions(setup, population_run):
             )
             state = apply(state, decision)
             state, _ = step(state)
-    assert compiled.count(step) <= 1 and compiled.count(apply) == 1
+    # <= 1: test_apply_copies_and_restarts may already have compiled this population's apply.
+    assert compiled.count(step) <= 1 and compiled.count(apply) <= 1
     assert compiled.count(update) == 1
 
 

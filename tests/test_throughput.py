@@ -228,6 +228,23 @@ def test_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
     assert not (tmp_path / "t.json").exists()
 
 
+@pytest.mark.parametrize(
+    "flag, needle", [("--chunks=100,0", "chunks"), ("--chunks=50,50", "chunks=[50, 50]")]
+)
+def test_padding_binary_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.padding", flag, f"--out={tmp_path}/p"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and needle in lines[0]
+    assert not (tmp_path / "p" / "padding.json").exists()
+
+
 def test_config_validation_names_the_bad_value():
     with pytest.raises(ValueError, match="population=\\(0, 2\\)"):
         throughput.ThroughputConfig(population=(0, 2)).validate()

@@ -101,8 +101,9 @@ def padding_share(
       forward_needed: forward FLOPs per row at the agent's actual width/depth.
       particles: particles per candidate.
       maxima: static 'iterations', 'population', 'horizon' of the compiled program.
-      hparams: the agent's 'iterations', 'population', 'horizon' (may be means: floats; a
-        mean population is rounded up to whole chunks as it stands).
+      hparams: the agent's 'iterations', 'population', 'horizon' (may be means: floats) and
+        optionally 'executed_population' (for means: E[candidates run]; else the population
+        rounded up to whole chunks).
       candidate_chunk: the planner's chunk (None: all `max_population` candidates at once).
 
     Returns:
@@ -114,7 +115,10 @@ def padding_share(
     i, p, h = (float(hparams[k]) for k in ("iterations", "population", "horizon"))
     needed = i * p * h * particles * forward_needed
     chunk = maxima["population"] if candidate_chunk is None else candidate_chunk
-    candidates = float(executed_candidates(np.ceil(p), maxima["population"], chunk))
+    candidates = hparams.get("executed_population")
+    if candidates is None:
+        candidates = executed_candidates(np.ceil(p), maxima["population"], chunk)
+    candidates = float(candidates)
     alone = i * candidates * h * particles * forward_padded
     top = float(executed_candidates(maxima["population"], maxima["population"], chunk))
     full = maxima["iterations"] * top * maxima["horizon"] * particles

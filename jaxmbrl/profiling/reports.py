@@ -8,6 +8,8 @@ take at the measured rates, and how every rate scales with the population size.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from jaxmbrl import envs, tuners
 from jaxmbrl import population as population_lib
@@ -43,6 +45,13 @@ def forward_flops_of(env, config: pets_lib.PETSConfig) -> int:
     )
 
 
+def expected_executed(space, maxima, chunk, grid: int = 4096) -> float:
+    """E[ceil(p / chunk) * chunk] of the CEM population p under the prior (midpoint grid)."""
+    u = (np.arange(grid, dtype=np.float32) + 0.5) / grid
+    population = np.asarray(space["cem_popsize"].from_unit(jnp.asarray(u)))
+    return float(np.mean(flops.executed_candidates(population, maxima["population"], chunk)))
+
+
 def padding_report(env_name: str, agent: pets_lib.PETS, key: jax.Array, members: int = 40) -> dict:
     """Planner FLOPs spent on padding for the study's planning search space (paper maxima).
 
@@ -64,12 +73,14 @@ def padding_report(env_name: str, agent: pets_lib.PETS, key: jax.Array, members:
     defaults = {p.name: p.default for p in space.params}
     chunk = paper.candidate_chunk
 
-    def case(values):
+    def case(values, executed=None):
         hp = dict(
             iterations=values["num_cem_iters"],
             population=values["cem_popsize"],
             horizon=values["plan_hor"],
         )
+        if executed is not None:
+            hp["executed_population"] = executed
         return flops.padding_share(fwd, fwd, paper.num_particles, maxima, hp, chunk)
 
     def population(member_batch, flat=True):
@@ -97,7 +108,7 @@ def padding_report(env_name: str, agent: pets_lib.PETS, key: jax.Array, members:
         candidate_chunk=chunk,
         members=members,
         default=case(defaults),
-        space_mean=case(flops.space_means(space)),
+        space_mean=case(flops.space_means(space), executed=expected_executed(space, maxima, chunk)),
         population_accelerator_default=population(accelerator_batch),
         population_cpu_default=population(1),
         population_one_vmap=population(None),
