@@ -8,6 +8,8 @@ program. This measures what `jaxmbrl.planning.cem` (chunked candidates, one flat
     accelerator and CPU defaults (`reports.padding_report`, accounting only);
   * `chunk_tradeoff`: one planning step at each `candidate_chunk`, timed interleaved with
     the matmul (smaller chunks: less padding, smaller matrix products);
+  * `prior_members_planning`: a planning step of members drawn from the planning space,
+    one at a time, unchunked against chunked (what the padding accounting predicts);
   * `program_sizes`: the population step compiled as one vmap, in sorted groups and one
     member at a time: compile seconds, generated code and temporary memory.
 """
@@ -18,11 +20,13 @@ import dataclasses
 from typing import Any
 
 import jax
+import numpy as np
 
 from jaxmbrl import envs, experiments, tuners
 from jaxmbrl import population as population_lib
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
+from jaxmbrl.models import ensemble as ensemble_lib
 from jaxmbrl.options import check_options, option
 from jaxmbrl.profiling import flops, planner_costs, reports, timing
 
@@ -70,6 +74,38 @@ def chunk_tradeoff(
         )
     _, timings = timing.compare_against_matmul(programs, min_seconds=min_seconds)
     return dict(env=env_name, preset=preset, max_population=base.max_population, timings=timings)
+
+
+def prior_members_planning(
+    env_name: str, members: int, chunks: tuple[int | None, ...], min_seconds: float, seed: int = 0
+) -> dict[str, Any]:
+    """One planning step of `members` agents drawn from the planning space's prior, one at a
+    time (the CPU default), per `candidate_chunk` (None: all candidates at once, the padding
+    before chunking), timed interleaved with the matmul. Useful FLOPs are the same for
+    every chunk, so their FLOP/s compare the padded programs directly."""
+    env = envs.load(env_name)
+    space = tuners.get_space("planning", env=env_name)
+    key = jax.random.PRNGKey(seed)
+    unit = space.sample_unit(key, members)
+    programs, drawn = {}, None
+    for chunk in chunks:
+        config, _ = experiments.config_for_space(
+            env, "paper", 1, space, trial_length=1, candidate_chunk=chunk
+        )
+        agent = pets_lib.make_pets(env, config)
+        hparams = experiments.unit_to_hparams(space, presets.study_hparams(agent))(unit)
+        state = jax.jit(jax.vmap(agent.init))(jax.random.split(key, members), hparams)
+        obs = jax.vmap(env.reset)(jax.random.split(key, members)).obs
+        plan = population_lib.map_members(planner_costs.first_plan_fn(agent), 1)
+        args = (jax.random.split(key, members), state.model, obs, hparams)
+        compiled, _ = timing.compile_timed(plan, *args, compiler_options=env.compiler_options)
+        p = hparams.planner
+        fwd = ensemble_lib.forward_flops(agent.ensemble.config)
+        work = flops.planner_work(fwd, p.iterations, p.population, p.horizon, config.num_particles)
+        programs[str(chunk)] = (compiled, args, work["flops"])
+        drawn = {k: np.asarray(v).tolist() for k, v in p._asdict().items()}
+    _, timings = timing.compare_against_matmul(programs, min_seconds=min_seconds)
+    return dict(env=env_name, members=members, hparams=drawn, timings=timings)
 
 
 def program_sizes(population_size: int, seed: int = 0) -> dict[str, Any]:
