@@ -44,6 +44,10 @@ class PaddingConfig:
     )
     min_seconds: float = option(2.0, "Timing budget per chunk size (best of >= 3).", low=0.0)
     members: int = option(40, "Population drawn from the prior for the accounting.", low=1)
+    prior_members: int = option(
+        4, "Members from the prior planned one at a time, unchunked vs chunked (0: skip).", low=0
+    )
+    prior_chunk: int = option(100, "candidate_chunk of the chunked prior members.", low=1)
     program_population: int = option(
         8, "Members of the tiny cartpole population whose step programs are compared.", low=2
     )
@@ -173,6 +177,16 @@ def run(config: PaddingConfig, log=print) -> dict[str, Any]:
     chunks = chunk_tradeoff(
         config.env, config.preset, config.chunks, config.min_seconds, config.seed
     )
+    prior = None
+    if config.prior_members:
+        log("prior members, unchunked vs chunked ...")
+        prior = prior_members_planning(
+            config.env,
+            config.prior_members,
+            (None, config.prior_chunk),
+            config.min_seconds,
+            config.seed,
+        )
     log("program sizes ...")
     sizes = program_sizes(config.program_population, config.seed)
     return dict(
@@ -180,6 +194,7 @@ def run(config: PaddingConfig, log=print) -> dict[str, Any]:
         padding=padding,
         cpu_default_share_by_chunk=cpu_share,
         chunk_tradeoff=chunks,
+        prior_members=prior,
         program_sizes=sizes,
         backend=jax.default_backend(),
         devices=[str(d) for d in jax.devices()],
@@ -216,6 +231,14 @@ def table(result: dict[str, Any]) -> str:
             f"{chunk:>7} {1e3 * t['seconds']:9.1f} {t['flops_per_second'] / 1e9:9.1f} "
             f"{t['roofline_ratio']:9.2f} {pad_text:>8}"
         )
+    prior = result.get("prior_members")
+    if prior:
+        lines.append(f"{prior['members']} prior members, one at a time, by candidate_chunk:")
+        for chunk, t in prior["timings"].items():
+            lines.append(
+                f"  {chunk:>5}: {1e3 * t['seconds']:9.1f} ms, {1e3 * t['cpu_seconds']:9.1f} "
+                f"CPU-ms, useful FLOPs {t['roofline_ratio_cpu']:.2f} of the matmul per CPU-s"
+            )
     sizes = result["program_sizes"]
     lines.append(f"population step programs (tiny cartpole, N={sizes['population']}):")
     for name, p in sizes["programs"].items():
