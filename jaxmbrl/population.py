@@ -107,6 +107,12 @@ def map_members(fn: Callable, member_batch: int | None = None) -> Callable:
 ACCELERATOR_GROUPS = 8
 
 
+def accelerator_member_batch(population_size: int) -> int:
+    """Members per group on an accelerator: `ACCELERATOR_GROUPS` groups, at least 2 members
+    each (a vmap of one member leaves an accelerator idle)."""
+    return max(2, -(-population_size // ACCELERATOR_GROUPS))
+
+
 def resolve_member_batch(member_batch: int, population_size: int) -> int | None:
     """The `member_batch` a binary's flag asks for: 0 is auto, k >= population is all at once.
 
@@ -122,7 +128,7 @@ def resolve_member_batch(member_batch: int, population_size: int) -> int | None:
             return None
         if jax.default_backend() == "cpu":
             return 1
-        member_batch = -(-population_size // ACCELERATOR_GROUPS)
+        member_batch = accelerator_member_batch(population_size)
     return None if member_batch >= population_size else member_batch
 
 

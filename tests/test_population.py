@@ -143,8 +143,12 @@ def test_apply_copies_and_restarts(population_run):
 
 
 def test_member_batch_flag_values():
-    auto = 1 if jax.default_backend() == "cpu" else None
-    assert population_lib.resolve_member_batch(0, 8) == auto
+    cpu = jax.default_backend() == "cpu"
+    # Auto: one at a time on CPU; on an accelerator ACCELERATOR_GROUPS (8) sorted groups of
+    # at least 2 members.
+    assert population_lib.resolve_member_batch(0, 8) == (1 if cpu else 2)
+    assert population_lib.resolve_member_batch(0, 40) == (1 if cpu else 5)
+    assert population_lib.resolve_member_batch(0, 2) == (1 if cpu else None)
     assert population_lib.resolve_member_batch(0, 1) is None
     assert population_lib.resolve_member_batch(3, 8) == 3
     assert population_lib.resolve_member_batch(8, 8) is None

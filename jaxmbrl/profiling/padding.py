@@ -122,8 +122,7 @@ def program_sizes(population_size: int, seed: int = 0) -> dict[str, Any]:
     agent = pets_lib.make_pets(env, config)
     to_hparams = experiments.unit_to_hparams(space, presets.study_hparams(agent))
     unit = space.sample_unit(jax.random.PRNGKey(seed), population_size)
-    group = -(-population_size // population_lib.ACCELERATOR_GROUPS)
-    group = max(group, 2) if population_size > 2 else group
+    group = population_lib.accelerator_member_batch(population_size)
     ways = {"one vmap": None, f"sorted groups of {group}": group, "one at a time": 1}
     out = {}
     for name, member_batch in ways.items():

@@ -97,7 +97,8 @@ def padding_report(env_name: str, agent: pets_lib.PETS, key: jax.Array, members:
             flat=flat,
         )
 
-    accelerator_batch = -(-members // population_lib.ACCELERATOR_GROUPS)
+    accelerator_batch = population_lib.accelerator_member_batch(members)
+    accelerator_batch = None if accelerator_batch >= members else accelerator_batch
 
     return dict(
         space="planning",
