@@ -88,7 +88,7 @@ def test_members_in_groups_equal_the_vmapped_population(setup, population_run, m
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("member_batch", [None, 1])
+@pytest.mark.parametrize("member_batch", [None, 1, 2])
 def test_idle_members_keep_their_state(setup, population_run, member_batch):
     """Hyperband's waiting slots: an inactive member's state and record do not move."""
     _, _, _, agent, to_hparams = setup
