@@ -37,23 +37,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmbrl.planning import flat_loop
+from jaxmbrl.planning.flat_loop import SteppedCost
+
 # The original (handful-of-trials) replaces non-finite predicted costs by this value.
 NONFINITE_COST = 1e6
 
 # cost_fn(key, actions [C, max_horizon, A], horizon, first) -> costs [C]: row i is candidate
 # first + i (first: int32 scalar, traced); randomness must be keyed by that global index.
 CostFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
-
-
-class SteppedCost(NamedTuple):
-    """A cost evaluated one step at a time (CEM then runs one flat loop; see `make_cem`)."""
-
-    # start(key, actions [C, max_horizon, A], first) -> carry; row i is candidate first + i
-    start: Callable[[jax.Array, jax.Array, jax.Array], Any]
-    # step(carry, t) -> carry after step t (steps 0 .. horizon - 1 are run, in order)
-    step: Callable[[Any, jax.Array], Any]
-    # costs(carry) -> [C]
-    costs: Callable[[Any], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,8 +320,18 @@ def make_cem(config: CEMConfig) -> CEM:
         mean0 = jnp.clip(mean_init.astype(jnp.float32), low_j, high_j)
         inf = jnp.asarray(jnp.inf, jnp.float32)
         if isinstance(cost_fn, SteppedCost):
-            mean, var, plan, best, elite_cost = flat_loop(
-                key, cost_fn, update, mean0, horizon, iterations, num_chunks
+            mean, var, plan, best, elite_cost = flat_loop.run(
+                key,
+                cost_fn,
+                update,
+                sample_rows,
+                mean0,
+                init_var,
+                horizon=horizon,
+                iterations=iterations,
+                num_chunks=num_chunks,
+                chunk=chunk,
+                padded_p=padded_p,
             )
         else:
 
@@ -346,55 +348,6 @@ def make_cem(config: CEMConfig) -> CEM:
             )
         info = {"best_cost": best, "elite_cost": elite_cost, "smoothed_mean": mean, "var": var}
         return plan, info
-
-    def flat_loop(key, cost: SteppedCost, update, mean0, horizon, iterations, num_chunks):
-        # One tick = one model step of one chunk: (iteration, chunk, step) flattened into one
-        # while_loop of iterations x chunks x horizon ticks, so that vmapped agents run to the
-        # largest product among them, not to the product of the largest factors. Per tick:
-        # t == 0 samples the chunk and starts its rollout, t == horizon - 1 stores its costs,
-        # the last tick of an iteration updates the CEM distribution. Alone these are real
-        # branches; under vmap they become selects (computed every tick, kept where due).
-        per_iteration = num_chunks * horizon
-        cands0 = jnp.zeros((padded_p, max_h, num_actions), jnp.float32)
-        inf = jnp.asarray(jnp.inf, jnp.float32)
-        rollout0 = cost.start(key, cands0[:chunk], jnp.asarray(0, jnp.int32))
-        costs0 = jnp.full((padded_p,), jnp.inf, jnp.float32)
-        init = (jnp.asarray(0, jnp.int32), mean0, init_var, cands0, costs0, rollout0)
-        init += (mean0, inf, inf)
-
-        def body(carry):
-            tick, mean, var, cands, costs, rollout, plan, best, elite_cost = carry
-            it, rest = tick // per_iteration, tick % per_iteration
-            first = (rest // horizon * chunk).astype(jnp.int32)
-            t = rest % horizon
-            sample_key, cost_key = jax.random.split(jax.random.fold_in(key, it))
-
-            def start(args):
-                cands, _ = args
-                chunk_cands = sample_rows(sample_key, mean, var, first, chunk)
-                cands = jax.lax.dynamic_update_slice_in_dim(cands, chunk_cands, first, 0)
-                return cands, cost.start(cost_key, chunk_cands, first)
-
-            cands, rollout = jax.lax.cond(t == 0, start, lambda args: args, (cands, rollout))
-            rollout = cost.step(rollout, t)
-            costs = jax.lax.cond(
-                t == horizon - 1,
-                lambda c: jax.lax.dynamic_update_slice_in_dim(
-                    c, cost.costs(rollout).astype(jnp.float32), first, 0
-                ),
-                lambda c: c,
-                costs,
-            )
-            mean, var, plan, best, elite_cost = jax.lax.cond(
-                rest == per_iteration - 1,
-                lambda args: update(args[0], args[1], cands, costs),
-                lambda args: args,
-                (mean, var, plan, best, elite_cost),
-            )
-            return tick + 1, mean, var, cands, costs, rollout, plan, best, elite_cost
-
-        out = jax.lax.while_loop(lambda c: c[0] < iterations * per_iteration, body, init)
-        return out[1], out[2], out[6], out[7], out[8]
 
     def shift(plan: jax.Array, hparams: CEMHParams | None = None) -> jax.Array:
         chex.assert_shape(plan, (max_h, num_actions))
