@@ -222,13 +222,14 @@ def table(result: dict[str, Any]) -> str:
         f"one planning step ({trade['preset']}, {trade['env']}, CEM population "
         f"{trade['max_population']}) by candidate_chunk:"
     )
-    lines.append(f"{'chunk':>7} {'ms':>9} {'GFLOP/s':>9} {'roofline':>9} {'CPU pad':>8}")
+    header = f"{'chunk':>7} {'ms':>9} {'GFLOP/s':>9} {'roofline':>9} {'per CPU-s':>9}"
+    lines.append(f"{header} {'CPU pad':>8}")
     share = result["cpu_default_share_by_chunk"]
     for chunk, t in trade["timings"].items():
         pad_text = f"{100 * share[chunk]:.1f}%" if chunk in share else "-"
         lines.append(
             f"{chunk:>7} {1e3 * t['seconds']:9.1f} {t['flops_per_second'] / 1e9:9.1f} "
-            f"{t['roofline_ratio']:9.2f} {pad_text:>8}"
+            f"{t['roofline_ratio']:9.2f} {t['roofline_ratio_cpu']:9.2f} {pad_text:>8}"
         )
     prior = result.get("prior_members")
     if prior:
