@@ -224,6 +224,9 @@ def measure_population(
         hp.horizon,
         cfg.max_population,
         cfg.num_particles,
+        population=hp.population,
+        candidate_chunk=cfg.candidate_chunk,
+        flat=True,
     )
     out["planner"] = dict(**work, executed_flops=executed, **timed)
     out["planner"]["transitions_per_second"] = work["transitions"] / timed["seconds"]
