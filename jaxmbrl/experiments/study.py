@@ -1,0 +1,377 @@
+"""The study of Zhang et al., "On the Importance of Hyperparameter Optimization for
+Model-based Reinforcement Learning" (AISTATS 2021), as one resumable experiment.
+
+For every env and seed it runs the four tuners (random search, Hyperband, PBT, PBT-BT) and
+the untuned default PETS at (about) the same total budget in member-trials, each as an
+ordinary tuning-run directory OUT/ENV/TUNER/seedK (resumable and readable alone); then it
+replays each tuner's best result (the static incumbent, or the best member's hyperparameter
+schedule) on new seeds and other envs (OUT/ENV/transfer/...), and analyses everything into
+OUT/study.json, OUT/report.md and PNGs (`jaxmbrl.analysis.study*`).
+
+The default is a replay (tuner 'replay') of a one-step schedule in which every member starts
+fresh with the space's default hyperparameters and keeps them: the existing replay tuner,
+nothing new, and the N members are N default agents with their own keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from jaxmbrl import envs, tuners
+from jaxmbrl.agents import presets
+from jaxmbrl.tuners.base import Decision
+
+TUNERS = ("random_search", "hyperband", "pbt", "pbt_bt")
+STUDY_TUNERS = TUNERS + ("default",)
+SCALES = ("ci", "cpu", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """Settings of the study (the binary's flags are generated from these fields)."""
+
+    scale: str = dataclasses.field(default="ci", metadata=dict(help="ci | cpu | paper."))
+    out: str = dataclasses.field(default="runs/study", metadata=dict(help="Output directory."))
+    envs: tuple[str, ...] = dataclasses.field(
+        default=("cartpole",), metadata=dict(help="Environments tuned on.")
+    )
+    tuners: tuple[str, ...] = dataclasses.field(
+        default=STUDY_TUNERS, metadata=dict(help="Subset of " + ",".join(STUDY_TUNERS) + ".")
+    )
+    seeds: tuple[int, ...] = dataclasses.field(default=(0, 1), metadata=dict(help="Tuning seeds."))
+    transfer_seeds: tuple[int, ...] = dataclasses.field(
+        default=(100,), metadata=dict(help="New seeds the best results are replayed on.")
+    )
+    transfer_envs: tuple[str, ...] = dataclasses.field(
+        default=(), metadata=dict(help="Other envs the best results are replayed on.")
+    )
+    population: int = dataclasses.field(
+        default=0, metadata=dict(help="Slots; 0: Hyperband's member-trials / trials, rounded.")
+    )
+    trials: int = dataclasses.field(
+        default=6, metadata=dict(help="Trials per member (Hyperband's max); 0: the study's.")
+    )
+    ready_interval: int = dataclasses.field(default=2, metadata=dict(help="Trials per update."))
+    trial_length: int = dataclasses.field(
+        default=30, metadata=dict(help="Env steps per trial; 0: the preset's.")
+    )
+    preset: str = dataclasses.field(default="tiny", metadata=dict(help="tiny | paper."))
+    space: str = dataclasses.field(default="planning", metadata=dict(help="Search space."))
+    eta: int = dataclasses.field(default=3, metadata=dict(help="Hyperband's eta."))
+    member_batch: int = dataclasses.field(default=0, metadata=dict(help="0: auto."))
+    confidence: float = dataclasses.field(default=0.95, metadata=dict(help="CI level."))
+    resamples: int = dataclasses.field(default=9999, metadata=dict(help="Bootstrap resamples."))
+
+    def validate(self) -> None:
+        """Raises ValueError with one line naming the bad value and the valid choices."""
+        if self.scale not in SCALES:
+            raise ValueError(f"unknown scale {self.scale!r}; valid: {', '.join(SCALES)}")
+        for name, valid in (
+            ("envs", envs.ALL_ENVS),
+            ("transfer_envs", envs.ALL_ENVS),
+            ("tuners", STUDY_TUNERS),
+        ):
+            for value in getattr(self, name):
+                if value not in valid:
+                    raise ValueError(f"unknown {name} entry {value!r}; valid: {', '.join(valid)}")
+        if not self.envs or not self.tuners or not self.seeds:
+            raise ValueError("envs, tuners and seeds must each name at least one entry")
+        if set(self.seeds) & set(self.transfer_seeds):
+            raise ValueError(f"transfer_seeds {self.transfer_seeds} must differ from seeds")
+        for name, low in (("population", 0), ("trials", 0), ("ready_interval", 1),
+                          ("trial_length", 0), ("eta", 2), ("member_batch", 0),
+                          ("resamples", 100)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= {low}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence={self.confidence} must be in (0, 1)")
+
+
+_SCALE_SETTINGS = {
+    # cartpole, tiny preset, 30-step trials: a few minutes on 2 CPU cores
+    "ci": dict(),
+    # cartpole, tiny preset, 100-step trials, 18 trials (Hyperband 138 member-trials, 8 slots)
+    "cpu": dict(
+        seeds=(0, 1, 2), transfer_seeds=(100, 101), transfer_envs=("reacher",), trials=18,
+        ready_interval=3, trial_length=0,
+    ),
+    # the study's envs, sizes and trials per env (50-300), 5-trial PBT steps
+    "paper": dict(
+        envs=tuple(presets.STUDY_TRIALS), seeds=(0, 1, 2), transfer_seeds=(100, 101, 102),
+        transfer_envs=("hopper", "reacher"), trials=0, ready_interval=5, trial_length=0,
+        preset="paper",
+    ),
+}
+
+
+def make_config(scale: str = "ci", **overrides: Any) -> StudyConfig:
+    """The scale's settings with `overrides` on top, validated."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; valid: {', '.join(SCALES)}")
+    config = StudyConfig(scale=scale, **{**_SCALE_SETTINGS[scale], **overrides})
+    config.validate()
+    return config
+
+
+def hyperband_member_trials(trials: int, eta: int) -> int:
+    """Member-trials of one Hyperband iteration when every promotion continues training."""
+    total = 0
+    for bracket in tuners.brackets(trials, eta):
+        prev = 0
+        for n, r in bracket:
+            total, prev = total + n * (r - prev), r
+    return total
+
+
+def env_trials(config: StudyConfig, env: str) -> int:
+    return config.trials or presets.STUDY_TRIALS[env]
+
+
+def env_population(config: StudyConfig, env: str) -> int:
+    """Slots per run: given, or matched to Hyperband's budget (same member-trials)."""
+    if config.population:
+        return config.population
+    trials = env_trials(config, env)
+    return max(2, round(hyperband_member_trials(trials, config.eta) / trials))
+
+
+def tune_settings(config: StudyConfig, env: str, tuner: str, seed: int, schedule: str = ""):
+    """Settings of one tuning run (TuneConfig fields, the study's tuner names)."""
+    return dict(
+        env=env, tuner=tuner, population=env_population(config, env),
+        trials=env_trials(config, env), ready_interval=config.ready_interval,
+        space=config.space, seed=seed, preset=config.preset,
+        trial_length=config.trial_length, eta=config.eta, schedule=schedule,
+        member_batch=config.member_batch,
+    )
+
+
+def tuning_api(settings: dict, out_dir: str | None = None, log: Callable = print):
+    """The one adapter to the tuning-run API (moving to `jaxmbrl.experiments`).
+
+    With `out_dir` None: validates `settings` and returns them as the run directory's
+    config.json will hold them; else runs (or resumes) the run and returns its summary.
+    """
+    from jaxmbrl import tuning as api  # after the move: from jaxmbrl import experiments
+
+    settings = dict(settings, tuner={"random_search": "random"}.get(settings["tuner"],
+                                                                   settings["tuner"]))
+    config = api.TuneConfig(**settings)
+    if out_dir is None:
+        if config.tuner != "replay":
+            config.validate()
+        return dataclasses.asdict(config)
+    return api.run(config, out_dir, log=log)
+
+
+def searched_space(config: StudyConfig, env: str) -> tuners.SearchSpace:
+    """The space a run on `env` searches (the preset scales shape-valued ranges)."""
+    overrides = {"trial_length": config.trial_length} if config.trial_length else {}
+    return presets.config_for_space(
+        envs.load(env), config.preset, env_trials(config, env),
+        tuners.get_space(config.space, env=env), **overrides,
+    )[1]
+
+
+def save_schedule(stem: str, schedule: Decision) -> str:
+    """Writes a replayable STEM.HASH.npz (+ .json beside it); returns the .npz path.
+
+    The content hash in the name keeps a resumed study from replaying a changed schedule
+    under an old run directory.
+    """
+    arrays = {k: np.asarray(v) for k, v in schedule._asdict().items()}
+    digest = hashlib.sha1()
+    for k in Decision._fields:
+        digest.update(np.ascontiguousarray(arrays[k]).tobytes())
+    path = f"{stem}.{digest.hexdigest()[:8]}.npz"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.savez(path, **arrays)
+    with open(path[: -len(".npz")] + ".json", "w") as f:
+        json.dump({k: v.tolist() for k, v in arrays.items()}, f)
+    return path
+
+
+def fixed_schedule(unit: np.ndarray, population: int, budget: np.ndarray | int) -> Decision:
+    """Every member starts fresh and follows `unit` ([D] held, or [T + 1, D] per step)."""
+    unit = np.asarray(unit, np.float32)
+    unit = unit[None] if unit.ndim == 1 else unit
+    sched = tuners.hparams_schedule(unit, population, np.asarray(budget))
+    return Decision(*(np.asarray(x) for x in sched))
+
+
+def reencode(unit: np.ndarray, source: tuners.SearchSpace, target: tuners.SearchSpace):
+    """Unit hyperparameters of `source` as the same values (clipped) in `target`."""
+    values = {k: np.asarray(v) for k, v in source.from_unit(np.asarray(unit, np.float32)).items()}
+    return np.asarray(target.to_unit({k: values[k] for k in target.names}))
+
+
+def _entry(config, env, tuner, seed, run_dir, role, schedule="", **extra) -> dict:
+    settings = tune_settings(config, env, "replay" if schedule else tuner, seed, schedule)
+    return dict(env=env, tuner=tuner, seed=seed, dir=run_dir, role=role, schedule=schedule,
+                settings=settings, **extra)
+
+
+def plan(config: StudyConfig) -> list[dict]:
+    """The tuning runs: OUT/ENV/TUNER/seedK for every env, seed and tuner."""
+    out = []
+    for env in config.envs:
+        for seed in config.seeds:
+            for tuner in config.tuners:
+                run_dir = os.path.join(config.out, env, tuner, f"seed{seed}")
+                out.append(_entry(config, env, tuner, seed, run_dir, "tune"))
+    return out
+
+
+def check_plan(config: StudyConfig, entries: list[dict]) -> None:
+    """Every run's settings are valid and match any run already in its directory."""
+    for e in entries:
+        settings = dict(e["settings"], tuner=e["tuner"] if e["tuner"] in TUNERS else "pbt",
+                        schedule="")
+        tuning_api(settings)
+        saved_path = os.path.join(e["dir"], "config.json")
+        if os.path.exists(saved_path) and not e["schedule"]:
+            with open(saved_path) as f:
+                saved = json.load(f)
+            want = tuning_api(e["settings"])
+            for k, v in want.items():
+                if k not in ("checkpoint_every", "keep_checkpoints", "schedule") and k in saved \
+                        and saved[k] != v:
+                    raise ValueError(
+                        f"{e['dir']} holds a run with {k}={saved[k]!r}, not {v!r}: use another "
+                        "--out or the same settings to resume"
+                    )
+
+
+def _run(entry: dict, log: Callable) -> None:
+    if os.path.exists(os.path.join(entry["dir"], "summary.json")):
+        log(f"{entry['dir']}: done, skipped")
+        return
+    log(f"{entry['dir']}: running")
+    tuning_api(entry["settings"], entry["dir"], log=lambda line: log(f"  {line}"))
+
+
+def _default_schedule(config: StudyConfig, env: str) -> str:
+    space = searched_space(config, env)
+    sched = fixed_schedule(np.asarray(space.default_unit()), env_population(config, env),
+                           config.ready_interval)
+    return save_schedule(os.path.join(config.out, env, "schedules", "default"), sched)
+
+
+def _best_schedule(config, env, tuner, target, best) -> Decision:
+    """The replayable schedule of `best` (study_runs.best_of_run) for `target`'s space."""
+    n = env_population(config, target)
+    source, dest = searched_space(config, env), searched_space(config, target)
+    if best["kind"] == "static":
+        unit = np.asarray(best["unit"], np.float32)
+        return fixed_schedule(reencode(unit, source, dest), n, config.ready_interval)
+    unit = np.asarray(best["unit_schedule"], np.float32)
+    budget = np.asarray(best["budget_schedule"])
+    first = int(np.flatnonzero(~np.isnan(unit[:, 0]))[0])
+    unit[:first] = unit[first]  # a PBT-BT lineage that starts at an archive restore
+    budget = np.where(budget > 0, budget, config.ready_interval)
+    return fixed_schedule(reencode(unit, source, dest), n, budget)
+
+
+def plan_transfer(config: StudyConfig, entries: list[dict]) -> list[dict]:
+    """Replays of each tuner's best result (over seeds) on the transfer seeds, on its own
+    env and on every transfer env; and the default on the same seeds and envs."""
+    from jaxmbrl.analysis import study_runs
+
+    out, targets_used = [], set()
+    for env in config.envs:
+        targets = [env] + [t for t in config.transfer_envs if t != env]
+        for tuner in (t for t in config.tuners if t in TUNERS):
+            bests = []
+            for e in entries:
+                if (e["env"], e["tuner"]) == (env, tuner):
+                    b = study_runs.best_of_run(study_runs.load_run(e["dir"]), tuner,
+                                               env_trials(config, env))
+                    if b is not None and np.isfinite(b["fitness"]):
+                        bests.append(b)
+            if not bests:
+                continue
+            best = max(bests, key=lambda b: b["fitness"])
+            for target in targets:
+                targets_used.add(target)
+                stem = os.path.join(config.out, env, "schedules", f"best_{tuner}.{target}")
+                path = save_schedule(stem, _best_schedule(config, env, tuner, target, best))
+                name = f"{env}.{tuner}.{os.path.basename(path).split('.')[-2]}"
+                for seed in config.transfer_seeds:
+                    run_dir = os.path.join(config.out, target, "transfer", name, f"seed{seed}")
+                    out.append(_entry(config, target, tuner, seed, run_dir, "transfer", path,
+                                      source_env=env, source_fitness=best["final_return"],
+                                      source_dir=best.get("dir", "")))
+    for target in sorted(targets_used):
+        path = _default_schedule(config, target)
+        for seed in config.transfer_seeds:
+            run_dir = os.path.join(config.out, target, "transfer", "default", f"seed{seed}")
+            out.append(_entry(config, target, "default", seed, run_dir, "transfer", path,
+                              source_env=target, source_fitness=None))
+    return out
+
+
+def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Runs (or resumes) every part of the study, then analyses it (see module docstring).
+
+    Returns:
+      The study dict (also OUT/study.json); OUT/report.md and the PNGs beside it.
+    """
+    from jaxmbrl.analysis import study as analysis
+    from jaxmbrl.analysis import study_plots, study_report
+
+    start = time.perf_counter()
+    config.validate()
+    entries = plan(config)
+    check_plan(config, entries)
+    os.makedirs(config.out, exist_ok=True)
+    for env in config.envs:
+        if "default" in config.tuners:
+            path = _default_schedule(config, env)
+            for e in entries:
+                if (e["env"], e["tuner"]) == (env, "default"):
+                    e.update(schedule=path, settings=dict(e["settings"], tuner="replay",
+                                                          schedule=path))
+    for e in entries:
+        _run(e, log)
+    transfer = plan_transfer(config, entries) if config.transfer_seeds else []
+    for e in transfer:
+        _run(e, log)
+    manifest = [{k: v for k, v in e.items() if k != "settings"} for e in entries + transfer]
+    with open(os.path.join(config.out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+    settings = dict(eta=config.eta, confidence=config.confidence, resamples=config.resamples,
+                    trials={env: env_trials(config, env) for env in config.envs})
+    study = analysis.analyse(manifest, settings)
+    study["config"] = dataclasses.asdict(config)
+    study["populations"] = {env: env_population(config, env) for env in config.envs}
+    study["hyperband_member_trials"] = {
+        env: hyperband_member_trials(env_trials(config, env), config.eta) for env in config.envs
+    }
+    study["figures"] = study_plots.plot_study(study, manifest, config.out)
+    study["wall_seconds"] = time.perf_counter() - start
+    study["findings"] = study_report.findings(study)
+    with open(os.path.join(config.out, "study.json"), "w") as f:
+        json.dump(_json_safe(study), f, indent=1, allow_nan=False)
+    study_report.write_report(study, os.path.join(config.out, "report.md"))
+    return study
+
+
+def _json_safe(value: Any) -> Any:
+    """Nested value with NaN/inf as None and numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return _json_safe(value.tolist())
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
