@@ -43,8 +43,9 @@ def bootstrap_ci(
             method="percentile",
             rng=np.random.default_rng(seed),
         )
-        out["low"], out["high"] = _num(res.confidence_interval.low), _num(
-            res.confidence_interval.high
+        out["low"], out["high"] = (
+            _num(res.confidence_interval.low),
+            _num(res.confidence_interval.high),
         )
     elif x.size >= 2:  # all equal: the interval is the point
         out["low"] = out["high"] = out["mean"]
@@ -129,7 +130,11 @@ def analyse(manifest: list[dict], settings: dict[str, Any]) -> dict[str, Any]:
                 row["member_mean_final_return"] = [_num(m) for m in means]
                 row["member_mean_final_return_ci"] = ci(means)
                 row["mean_curves"] = [
-                    dict(zip(("trial", "returns"), study_runs.mean_curve(runs[e["dir"]]), strict=True))
+                    dict(
+                        zip(
+                            ("trial", "returns"), study_runs.mean_curve(runs[e["dir"]]), strict=True
+                        )
+                    )
                     for e in group
                 ]
             res["tuners"][tuner] = row
@@ -144,7 +149,9 @@ def analyse(manifest: list[dict], settings: dict[str, Any]) -> dict[str, Any]:
             ]
             grid = budget_grid(trials, settings["eta"])
             res["spearman"][src] = dict(
-                budgets=grid, configurations=len(curves), pairs=spearman_across_budgets(curves, grid)
+                budgets=grid,
+                configurations=len(curves),
+                pairs=spearman_across_budgets(curves, grid),
             )
         res["static_vs_dynamic"] = static_vs_dynamic(best, ci)
         res["best"] = {t: [_strip(b) for b in bs] for t, bs in best.items()}
@@ -179,8 +186,14 @@ def static_vs_dynamic(best: dict[str, list[dict]], ci) -> dict[str, Any]:
     diff = [d[k]["final_return"] - s[k]["final_return"] for k in seeds]
     return dict(
         seeds=seeds,
-        static=[dict(seed=k, tuner=s[k]["tuner"], final_return=_num(s[k]["final_return"])) for k in seeds],
-        dynamic=[dict(seed=k, tuner=d[k]["tuner"], final_return=_num(d[k]["final_return"])) for k in seeds],
+        static=[
+            dict(seed=k, tuner=s[k]["tuner"], final_return=_num(s[k]["final_return"]))
+            for k in seeds
+        ],
+        dynamic=[
+            dict(seed=k, tuner=d[k]["tuner"], final_return=_num(d[k]["final_return"]))
+            for k in seeds
+        ],
         static_ci=ci([s[k]["final_return"] for k in seeds]),
         dynamic_ci=ci([d[k]["final_return"] for k in seeds]),
         dynamic_minus_static_ci=ci(diff),
@@ -197,9 +210,7 @@ def transfer(manifest, runs, study, ci) -> list[dict[str, Any]]:
     """
     entries = [e for e in manifest if e["role"] == "transfer"]
     default_new = {
-        env: [
-            x for e in group for x in study_runs.member_final_returns(runs[e["dir"]])
-        ]
+        env: [x for e in group for x in study_runs.member_final_returns(runs[e["dir"]])]
         for (env,), group in _by([e for e in entries if e["tuner"] == "default"], "env").items()
     }
     out = []
@@ -212,8 +223,14 @@ def transfer(manifest, runs, study, ci) -> list[dict[str, Any]]:
         new = ci(finals)
         base = ci(default_new.get(env, []))
         gain_tuned = None if default_src is None or tuned is None else tuned - default_src
-        gain_new = None if new["mean"] is None or base["mean"] is None else new["mean"] - base["mean"]
-        survival = gain_new / gain_tuned if gain_new is not None and gain_tuned and gain_tuned > 0 else None
+        gain_new = (
+            None if new["mean"] is None or base["mean"] is None else new["mean"] - base["mean"]
+        )
+        survival = (
+            gain_new / gain_tuned
+            if gain_new is not None and gain_tuned and gain_tuned > 0
+            else None
+        )
         out.append(
             dict(
                 env=env,
@@ -246,9 +263,17 @@ def divergences(manifest: list[dict], runs: dict) -> dict[str, Any]:
             if r["diverged"]:
                 broken.add(r["member"])
                 rows.append(
-                    dict(env=e["env"], role=e["role"], tuner=e["tuner"], seed=e["seed"],
-                         dir=e["dir"], member=r["member"], trial=r["trial"], step=r["step"],
-                         hparams=r["hparams"])
+                    dict(
+                        env=e["env"],
+                        role=e["role"],
+                        tuner=e["tuner"],
+                        seed=e["seed"],
+                        dir=e["dir"],
+                        member=r["member"],
+                        trial=r["trial"],
+                        step=r["step"],
+                        hparams=r["hparams"],
+                    )
                 )
         key = f"{e['env']}/{e['role']}/{e['tuner']}"
         c = counts.setdefault(key, dict(members=0, broke=0, diverged_trials=0, runs=0))

@@ -35,8 +35,11 @@ def _band(curves: list[tuple[list[int], list[float]]]):
         for t, y in zip(tr, ys, strict=True):
             table[k, index[t]] = y if y is not None and math.isfinite(y) else np.nan
     with np.errstate(all="ignore"), _quiet():
-        return trials, np.nanmedian(table, 0), np.nanpercentile(table, 25, 0), np.nanpercentile(
-            table, 75, 0
+        return (
+            trials,
+            np.nanmedian(table, 0),
+            np.nanpercentile(table, 25, 0),
+            np.nanpercentile(table, 75, 0),
         )
 
 
@@ -80,8 +83,9 @@ def final_returns(study: dict, path: str) -> str:
         for tuner, row in study["envs"][env]["tuners"].items():
             items = [("best", row["best_final_return_ci"], row["best_final_return"])]
             if tuner == "default":
-                items = [("mean", row["member_mean_final_return_ci"],
-                          row["member_mean_final_return"])] + items
+                items = [
+                    ("mean", row["member_mean_final_return_ci"], row["member_mean_final_return"])
+                ] + items
             for what, ci, values in items:
                 x = len(labels)
                 labels.append(tuner if tuner != "default" else f"default\n({what})")
@@ -90,16 +94,23 @@ def final_returns(study: dict, path: str) -> str:
                 if ci["mean"] is not None:
                     lo = ci["mean"] - (ci["low"] if ci["low"] is not None else ci["mean"])
                     hi = (ci["high"] if ci["high"] is not None else ci["mean"]) - ci["mean"]
-                    ax.errorbar([x], [ci["mean"]], yerr=[[lo], [hi]], fmt="o",
-                                color=COLORS.get(tuner), capsize=4)
+                    ax.errorbar(
+                        [x],
+                        [ci["mean"]],
+                        yerr=[[lo], [hi]],
+                        fmt="o",
+                        color=COLORS.get(tuner),
+                        capsize=4,
+                    )
         ax.set_xticks(range(len(labels)), labels, fontsize=7)
         ax.set(title=f"{env}: final return, mean and bootstrap CI over seeds", ylabel="return")
     return _save(fig, path)
 
 
 def spearman_grid(study: dict, path: str) -> str:
-    cells = [(env, src, res) for env, e in study["envs"].items()
-             for src, res in e["spearman"].items()]
+    cells = [
+        (env, src, res) for env, e in study["envs"].items() for src, res in e["spearman"].items()
+    ]
     if not cells:
         return ""
     fig = Figure(figsize=(4.5 * len(cells), 4))
@@ -165,9 +176,16 @@ def best_schedule(run_dir: str, max_budget: int) -> list[str]:
     best = study_runs.best_of_run(run, "pbt", max_budget)
     if best is None:
         return []
-    record = dict(member=best["member"], slots=best["slots"], restored_at=best["restored_at"],
-                  trial=best["trial"], returns=best["returns"], hparams=best["hparams"],
-                  unit_schedule=best["unit_schedule"], budget_schedule=best["budget_schedule"])
+    record = dict(
+        member=best["member"],
+        slots=best["slots"],
+        restored_at=best["restored_at"],
+        trial=best["trial"],
+        returns=best["returns"],
+        hparams=best["hparams"],
+        unit_schedule=best["unit_schedule"],
+        budget_schedule=best["budget_schedule"],
+    )
     with open(os.path.join(run_dir, "best_schedule.json"), "w") as f:
         json.dump(record, f, default=lambda x: None)
     names = [k for k, v in best["hparams"][0].items() if isinstance(v, (int, float))]
@@ -203,6 +221,13 @@ def plot_study(study: dict, manifest: list[dict], out_dir: str) -> dict[str, Any
             for p in best_schedule(e["dir"], trials):
                 schedules[f"{e['env']}/{e['tuner']}/seed{e['seed']}"] = p
     paths["schedules"] = schedules
-    return {k: (os.path.relpath(v, out_dir) if isinstance(v, str) and v else
-                {a: os.path.relpath(b, out_dir) for a, b in v.items()} if isinstance(v, dict)
-                else v) for k, v in paths.items()}
+    return {
+        k: (
+            os.path.relpath(v, out_dir)
+            if isinstance(v, str) and v
+            else {a: os.path.relpath(b, out_dir) for a, b in v.items()}
+            if isinstance(v, dict)
+            else v
+        )
+        for k, v in paths.items()
+    }

@@ -41,28 +41,41 @@ def findings(study: dict) -> list[str]:
             base = t["default"]["member_mean_final_return_ci"]
             for tuner, row in t.items():
                 if tuner != "default":
-                    lines.append(f"(1) {env}: {tuner} best {_ci(row['best_final_return_ci'])} "
-                                 f"above default mean {_ci(base)}: "
-                                 f"{_above(row['best_final_return_ci'], base)}")
+                    lines.append(
+                        f"(1) {env}: {tuner} best {_ci(row['best_final_return_ci'])} "
+                        f"above default mean {_ci(base)}: "
+                        f"{_above(row['best_final_return_ci'], base)}"
+                    )
         sd = res["static_vs_dynamic"]
-        lines.append(f"(2) {env}: best dynamic minus best static, per seed: "
-                     f"{_ci(sd['dynamic_minus_static_ci'])}")
+        lines.append(
+            f"(2) {env}: best dynamic minus best static, per seed: "
+            f"{_ci(sd['dynamic_minus_static_ci'])}"
+        )
         for src, sp in res["spearman"].items():
             cors = [p["cor"] for p in sp["pairs"] if p["cor"] is not None]
-            lines.append(f"(4) {env}/{src}: Spearman across budgets "
-                         + (", ".join(f"{p['budget_low']}->{p['budget_high']}: "
-                                      f"{_f(p['cor'], 2)} (p={_f(p['p'], 2)}, n={p['n']})"
-                                      for p in sp["pairs"]))
-                         + (f"; min {min(cors):.2f}" if cors else ""))
+            lines.append(
+                f"(4) {env}/{src}: Spearman across budgets "
+                + (
+                    ", ".join(
+                        f"{p['budget_low']}->{p['budget_high']}: "
+                        f"{_f(p['cor'], 2)} (p={_f(p['p'], 2)}, n={p['n']})"
+                        for p in sp["pairs"]
+                    )
+                )
+                + (f"; min {min(cors):.2f}" if cors else "")
+            )
     static = [r["survival"] for r in study["transfer"] if r["kind"] == "static"]
     dynamic = [r["survival"] for r in study["transfer"] if r["kind"] == "dynamic"]
     fmt = lambda xs: ", ".join(_f(x, 2) for x in xs) or "none"  # noqa: E731
-    lines.append(f"(3) gain surviving on new seeds/envs: static {fmt(static)}; "
-                 f"dynamic {fmt(dynamic)}")
+    lines.append(
+        f"(3) gain surviving on new seeds/envs: static {fmt(static)}; dynamic {fmt(dynamic)}"
+    )
     c = study["divergences"]["counts"]
     tuned = sum(v["broke"] for k, v in c.items() if "/default" not in k)
     default = sum(v["broke"] for k, v in c.items() if "/default" in k)
-    lines.append(f"(5) members that broke the simulator: tuned runs {tuned}, default runs {default}")
+    lines.append(
+        f"(5) members that broke the simulator: tuned runs {tuned}, default runs {default}"
+    )
     return lines
 
 
@@ -100,58 +113,98 @@ def write_report(study: dict, path: str) -> None:
     for env, res in study["envs"].items():
         for tuner, row in res["tuners"].items():
             per_seed = ", ".join(_f(v) for v in row["best_final_return"])
-            out.append(f"| {env} | {tuner} | {_ci(row['best_final_return_ci'])} | {per_seed} | "
-                       f"{row['member_trials']} |")
+            out.append(
+                f"| {env} | {tuner} | {_ci(row['best_final_return_ci'])} | {per_seed} | "
+                f"{row['member_trials']} |"
+            )
             if tuner == "default":
                 per = ", ".join(_f(v) for v in row["member_mean_final_return"])
-                out.append(f"| {env} | default (member mean) | "
-                           f"{_ci(row['member_mean_final_return_ci'])} | {per} | |")
-    out += ["", f"![final returns]({figs['final_returns']})", "",
-            "## Static vs dynamic", "",
-            "| env | seed | best static (tuner) | best dynamic (tuner) |", "|---|---|---|---|"]
+                out.append(
+                    f"| {env} | default (member mean) | "
+                    f"{_ci(row['member_mean_final_return_ci'])} | {per} | |"
+                )
+    out += [
+        "",
+        f"![final returns]({figs['final_returns']})",
+        "",
+        "## Static vs dynamic",
+        "",
+        "| env | seed | best static (tuner) | best dynamic (tuner) |",
+        "|---|---|---|---|",
+    ]
     for env, res in study["envs"].items():
         sd = res["static_vs_dynamic"]
         for s, d in zip(sd["static"], sd["dynamic"], strict=True):
-            out.append(f"| {env} | {s['seed']} | {_f(s['final_return'])} ({s['tuner']}) | "
-                       f"{_f(d['final_return'])} ({d['tuner']}) |")
-    out += ["", f"![static vs dynamic]({figs['static_vs_dynamic']})", "",
-            "## Rank correlation across budgets (Spearman, scipy.stats.spearmanr)", "",
-            "Configurations of random search / Hyperband (pooled over seeds); fitness after "
-            "b trials = mean return of trials b-2..b of that configuration.", "",
-            "| env | source | budgets | cor | p | n |", "|---|---|---|---|---|---|"]
+            out.append(
+                f"| {env} | {s['seed']} | {_f(s['final_return'])} ({s['tuner']}) | "
+                f"{_f(d['final_return'])} ({d['tuner']}) |"
+            )
+    out += [
+        "",
+        f"![static vs dynamic]({figs['static_vs_dynamic']})",
+        "",
+        "## Rank correlation across budgets (Spearman, scipy.stats.spearmanr)",
+        "",
+        "Configurations of random search / Hyperband (pooled over seeds); fitness after "
+        "b trials = mean return of trials b-2..b of that configuration.",
+        "",
+        "| env | source | budgets | cor | p | n |",
+        "|---|---|---|---|---|---|",
+    ]
     for env, res in study["envs"].items():
         for src, sp in res["spearman"].items():
             for p in sp["pairs"]:
-                out.append(f"| {env} | {src} | {p['budget_low']} vs {p['budget_high']} | "
-                           f"{_f(p['cor'], 3)} | {_f(p['p'], 3)} | {p['n']} |")
+                out.append(
+                    f"| {env} | {src} | {p['budget_low']} vs {p['budget_high']} | "
+                    f"{_f(p['cor'], 3)} | {_f(p['p'], 3)} | {p['n']} |"
+                )
     if figs["spearman"]:
         out += ["", f"![spearman]({figs['spearman']})"]
-    out += ["", "## Transfer to new seeds and envs", "",
-            "| from | to | tuner | tuned | default (source) | replay on new seeds [CI] | "
-            "default on new seeds [CI] | gain tuned | gain new | surviving |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    out += [
+        "",
+        "## Transfer to new seeds and envs",
+        "",
+        "| from | to | tuner | tuned | default (source) | replay on new seeds [CI] | "
+        "default on new seeds [CI] | gain tuned | gain new | surviving |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in study["transfer"]:
-        out.append(f"| {r['source_env']} | {r['env']} | {r['tuner']} | "
-                   f"{_f(r['tuned_final_return'])} | {_f(r['default_source'])} | "
-                   f"{_ci(r['replay'])} | {_ci(r['default_new'])} | {_f(r['gain_tuned'])} | "
-                   f"{_f(r['gain_new'])} | {_f(r['survival'], 2)} |")
+        out.append(
+            f"| {r['source_env']} | {r['env']} | {r['tuner']} | "
+            f"{_f(r['tuned_final_return'])} | {_f(r['default_source'])} | "
+            f"{_ci(r['replay'])} | {_ci(r['default_new'])} | {_f(r['gain_tuned'])} | "
+            f"{_f(r['gain_new'])} | {_f(r['survival'], 2)} |"
+        )
     if figs["transfer"]:
         out += ["", f"![transfer]({figs['transfer']})"]
     out += ["", "## Hyperparameter schedules of the best dynamic members", ""]
     out += [f"- {k}: ![{k}]({v})" for k, v in figs["schedules"].items()]
     d = study["divergences"]
-    out += ["", "## Divergences (the simulator broke)", "",
-            "| runs | members | members that broke it | diverged member-trials |",
-            "|---|---|---|---|"]
+    out += [
+        "",
+        "## Divergences (the simulator broke)",
+        "",
+        "| runs | members | members that broke it | diverged member-trials |",
+        "|---|---|---|---|",
+    ]
     for key, c in sorted(d["counts"].items()):
-        out.append(f"| {key} ({c['runs']} runs) | {c['members']} | {c['broke']} | "
-                   f"{c['diverged_trials']} |")
+        out.append(
+            f"| {key} ({c['runs']} runs) | {c['members']} | {c['broke']} | {c['diverged_trials']} |"
+        )
     if d["rows"]:
         out += ["", "| env | tuner | seed | member | trial |", "|---|---|---|---|---|"]
-        out += [f"| {r['env']} | {r['role']}/{r['tuner']} | {r['seed']} | {r['member']} | "
-                f"{r['trial']} |" for r in d["rows"][:100]]
-    out += ["", "## Videos", "",
-            "<!-- hook: a video of the best and the worst member (benchmarks/render.py) goes "
-            "here; study.json envs.ENV.best lists each run's best member and its dir. -->", ""]
+        out += [
+            f"| {r['env']} | {r['role']}/{r['tuner']} | {r['seed']} | {r['member']} | "
+            f"{r['trial']} |"
+            for r in d["rows"][:100]
+        ]
+    out += [
+        "",
+        "## Videos",
+        "",
+        "<!-- hook: a video of the best and the worst member (benchmarks/render.py) goes "
+        "here; study.json envs.ENV.best lists each run's best member and its dir. -->",
+        "",
+    ]
     with open(path, "w") as f:
         f.write("\n".join(out))

@@ -16,7 +16,6 @@ nothing new, and the N members are N default agents with their own keys.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import time
@@ -27,6 +26,7 @@ import numpy as np
 
 from jaxmbrl import envs, tuners
 from jaxmbrl.agents import presets
+from jaxmbrl.analysis import study_schedules
 from jaxmbrl.tuners.base import Decision
 
 TUNERS = ("random_search", "hyperband", "pbt", "pbt_bt")
@@ -86,9 +86,15 @@ class StudyConfig:
             raise ValueError("envs, tuners and seeds must each name at least one entry")
         if set(self.seeds) & set(self.transfer_seeds):
             raise ValueError(f"transfer_seeds {self.transfer_seeds} must differ from seeds")
-        for name, low in (("population", 0), ("trials", 0), ("ready_interval", 1),
-                          ("trial_length", 0), ("eta", 2), ("member_batch", 0),
-                          ("resamples", 100)):
+        for name, low in (
+            ("population", 0),
+            ("trials", 0),
+            ("ready_interval", 1),
+            ("trial_length", 0),
+            ("eta", 2),
+            ("member_batch", 0),
+            ("resamples", 100),
+        ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= {low}")
         if not 0 < self.confidence < 1:
@@ -100,13 +106,22 @@ _SCALE_SETTINGS = {
     "ci": dict(),
     # cartpole, tiny preset, 100-step trials, 18 trials (Hyperband 138 member-trials, 8 slots)
     "cpu": dict(
-        seeds=(0, 1, 2), transfer_seeds=(100, 101), transfer_envs=("reacher",), trials=18,
-        ready_interval=3, trial_length=0,
+        seeds=(0, 1, 2),
+        transfer_seeds=(100, 101),
+        transfer_envs=("reacher",),
+        trials=18,
+        ready_interval=3,
+        trial_length=0,
     ),
     # the study's envs, sizes and trials per env (50-300), 5-trial PBT steps
     "paper": dict(
-        envs=tuple(presets.STUDY_TRIALS), seeds=(0, 1, 2), transfer_seeds=(100, 101, 102),
-        transfer_envs=("hopper", "reacher"), trials=0, ready_interval=5, trial_length=0,
+        envs=tuple(presets.STUDY_TRIALS),
+        seeds=(0, 1, 2),
+        transfer_seeds=(100, 101, 102),
+        transfer_envs=("hopper", "reacher"),
+        trials=0,
+        ready_interval=5,
+        trial_length=0,
         preset="paper",
     ),
 }
@@ -146,10 +161,17 @@ def env_population(config: StudyConfig, env: str) -> int:
 def tune_settings(config: StudyConfig, env: str, tuner: str, seed: int, schedule: str = ""):
     """Settings of one tuning run (TuneConfig fields, the study's tuner names)."""
     return dict(
-        env=env, tuner=tuner, population=env_population(config, env),
-        trials=env_trials(config, env), ready_interval=config.ready_interval,
-        space=config.space, seed=seed, preset=config.preset,
-        trial_length=config.trial_length, eta=config.eta, schedule=schedule,
+        env=env,
+        tuner=tuner,
+        population=env_population(config, env),
+        trials=env_trials(config, env),
+        ready_interval=config.ready_interval,
+        space=config.space,
+        seed=seed,
+        preset=config.preset,
+        trial_length=config.trial_length,
+        eta=config.eta,
+        schedule=schedule,
         member_batch=config.member_batch,
     )
 
@@ -162,8 +184,9 @@ def tuning_api(settings: dict, out_dir: str | None = None, log: Callable = print
     """
     from jaxmbrl import tuning as api  # after the move: from jaxmbrl import experiments
 
-    settings = dict(settings, tuner={"random_search": "random"}.get(settings["tuner"],
-                                                                   settings["tuner"]))
+    settings = dict(
+        settings, tuner={"random_search": "random"}.get(settings["tuner"], settings["tuner"])
+    )
     config = api.TuneConfig(**settings)
     if out_dir is None:
         if config.tuner != "replay":
@@ -176,47 +199,27 @@ def searched_space(config: StudyConfig, env: str) -> tuners.SearchSpace:
     """The space a run on `env` searches (the preset scales shape-valued ranges)."""
     overrides = {"trial_length": config.trial_length} if config.trial_length else {}
     return presets.config_for_space(
-        envs.load(env), config.preset, env_trials(config, env),
-        tuners.get_space(config.space, env=env), **overrides,
+        envs.load(env),
+        config.preset,
+        env_trials(config, env),
+        tuners.get_space(config.space, env=env),
+        **overrides,
     )[1]
 
 
-def save_schedule(stem: str, schedule: Decision) -> str:
-    """Writes a replayable STEM.HASH.npz (+ .json beside it); returns the .npz path.
-
-    The content hash in the name keeps a resumed study from replaying a changed schedule
-    under an old run directory.
-    """
-    arrays = {k: np.asarray(v) for k, v in schedule._asdict().items()}
-    digest = hashlib.sha1()
-    for k in Decision._fields:
-        digest.update(np.ascontiguousarray(arrays[k]).tobytes())
-    path = f"{stem}.{digest.hexdigest()[:8]}.npz"
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.savez(path, **arrays)
-    with open(path[: -len(".npz")] + ".json", "w") as f:
-        json.dump({k: v.tolist() for k, v in arrays.items()}, f)
-    return path
-
-
-def fixed_schedule(unit: np.ndarray, population: int, budget: np.ndarray | int) -> Decision:
-    """Every member starts fresh and follows `unit` ([D] held, or [T + 1, D] per step)."""
-    unit = np.asarray(unit, np.float32)
-    unit = unit[None] if unit.ndim == 1 else unit
-    sched = tuners.hparams_schedule(unit, population, np.asarray(budget))
-    return Decision(*(np.asarray(x) for x in sched))
-
-
-def reencode(unit: np.ndarray, source: tuners.SearchSpace, target: tuners.SearchSpace):
-    """Unit hyperparameters of `source` as the same values (clipped) in `target`."""
-    values = {k: np.asarray(v) for k, v in source.from_unit(np.asarray(unit, np.float32)).items()}
-    return np.asarray(target.to_unit({k: values[k] for k in target.names}))
-
-
 def _entry(config, env, tuner, seed, run_dir, role, schedule="", **extra) -> dict:
-    settings = tune_settings(config, env, "replay" if schedule else tuner, seed, schedule)
-    return dict(env=env, tuner=tuner, seed=seed, dir=run_dir, role=role, schedule=schedule,
-                settings=settings, **extra)
+    replay = schedule or tuner == "default"  # the default is a replay of the defaults
+    settings = tune_settings(config, env, "replay" if replay else tuner, seed, schedule)
+    return dict(
+        env=env,
+        tuner=tuner,
+        seed=seed,
+        dir=run_dir,
+        role=role,
+        schedule=schedule,
+        settings=settings,
+        **extra,
+    )
 
 
 def plan(config: StudyConfig) -> list[dict]:
@@ -233,8 +236,9 @@ def plan(config: StudyConfig) -> list[dict]:
 def check_plan(config: StudyConfig, entries: list[dict]) -> None:
     """Every run's settings are valid and match any run already in its directory."""
     for e in entries:
-        settings = dict(e["settings"], tuner=e["tuner"] if e["tuner"] in TUNERS else "pbt",
-                        schedule="")
+        settings = dict(
+            e["settings"], tuner=e["tuner"] if e["tuner"] in TUNERS else "pbt", schedule=""
+        )
         tuning_api(settings)
         saved_path = os.path.join(e["dir"], "config.json")
         if os.path.exists(saved_path) and not e["schedule"]:
@@ -242,8 +246,11 @@ def check_plan(config: StudyConfig, entries: list[dict]) -> None:
                 saved = json.load(f)
             want = tuning_api(e["settings"])
             for k, v in want.items():
-                if k not in ("checkpoint_every", "keep_checkpoints", "schedule") and k in saved \
-                        and saved[k] != v:
+                if (
+                    k not in ("checkpoint_every", "keep_checkpoints", "schedule")
+                    and k in saved
+                    and saved[k] != v
+                ):
                     raise ValueError(
                         f"{e['dir']} holds a run with {k}={saved[k]!r}, not {v!r}: use another "
                         "--out or the same settings to resume"
@@ -260,24 +267,22 @@ def _run(entry: dict, log: Callable) -> None:
 
 def _default_schedule(config: StudyConfig, env: str) -> str:
     space = searched_space(config, env)
-    sched = fixed_schedule(np.asarray(space.default_unit()), env_population(config, env),
-                           config.ready_interval)
-    return save_schedule(os.path.join(config.out, env, "schedules", "default"), sched)
+    sched = study_schedules.fixed_schedule(
+        np.asarray(space.default_unit()), env_population(config, env), config.ready_interval
+    )
+    return study_schedules.save_schedule(
+        os.path.join(config.out, env, "schedules", "default"), sched
+    )
 
 
-def _best_schedule(config, env, tuner, target, best) -> Decision:
-    """The replayable schedule of `best` (study_runs.best_of_run) for `target`'s space."""
-    n = env_population(config, target)
-    source, dest = searched_space(config, env), searched_space(config, target)
-    if best["kind"] == "static":
-        unit = np.asarray(best["unit"], np.float32)
-        return fixed_schedule(reencode(unit, source, dest), n, config.ready_interval)
-    unit = np.asarray(best["unit_schedule"], np.float32)
-    budget = np.asarray(best["budget_schedule"])
-    first = int(np.flatnonzero(~np.isnan(unit[:, 0]))[0])
-    unit[:first] = unit[first]  # a PBT-BT lineage that starts at an archive restore
-    budget = np.where(budget > 0, budget, config.ready_interval)
-    return fixed_schedule(reencode(unit, source, dest), n, budget)
+def _best_schedule(config, env, target, best) -> Decision:
+    return study_schedules.best_schedule(
+        best,
+        searched_space(config, env),
+        searched_space(config, target),
+        env_population(config, target),
+        config.ready_interval,
+    )
 
 
 def plan_transfer(config: StudyConfig, entries: list[dict]) -> list[dict]:
@@ -292,29 +297,54 @@ def plan_transfer(config: StudyConfig, entries: list[dict]) -> list[dict]:
             bests = []
             for e in entries:
                 if (e["env"], e["tuner"]) == (env, tuner):
-                    b = study_runs.best_of_run(study_runs.load_run(e["dir"]), tuner,
-                                               env_trials(config, env))
+                    b = study_runs.best_of_run(
+                        study_runs.load_run(e["dir"]), tuner, env_trials(config, env)
+                    )
                     if b is not None and np.isfinite(b["fitness"]):
-                        bests.append(b)
+                        bests.append(dict(b, dir=e["dir"]))
             if not bests:
                 continue
             best = max(bests, key=lambda b: b["fitness"])
             for target in targets:
                 targets_used.add(target)
                 stem = os.path.join(config.out, env, "schedules", f"best_{tuner}.{target}")
-                path = save_schedule(stem, _best_schedule(config, env, tuner, target, best))
+                path = study_schedules.save_schedule(
+                    stem, _best_schedule(config, env, target, best)
+                )
                 name = f"{env}.{tuner}.{os.path.basename(path).split('.')[-2]}"
                 for seed in config.transfer_seeds:
                     run_dir = os.path.join(config.out, target, "transfer", name, f"seed{seed}")
-                    out.append(_entry(config, target, tuner, seed, run_dir, "transfer", path,
-                                      source_env=env, source_fitness=best["final_return"],
-                                      source_dir=best.get("dir", "")))
+                    out.append(
+                        _entry(
+                            config,
+                            target,
+                            tuner,
+                            seed,
+                            run_dir,
+                            "transfer",
+                            path,
+                            source_env=env,
+                            source_fitness=best["final_return"],
+                            source_dir=best["dir"],
+                        )
+                    )
     for target in sorted(targets_used):
         path = _default_schedule(config, target)
         for seed in config.transfer_seeds:
             run_dir = os.path.join(config.out, target, "transfer", "default", f"seed{seed}")
-            out.append(_entry(config, target, "default", seed, run_dir, "transfer", path,
-                              source_env=target, source_fitness=None))
+            out.append(
+                _entry(
+                    config,
+                    target,
+                    "default",
+                    seed,
+                    run_dir,
+                    "transfer",
+                    path,
+                    source_env=target,
+                    source_fitness=None,
+                )
+            )
     return out
 
 
@@ -337,8 +367,9 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
             path = _default_schedule(config, env)
             for e in entries:
                 if (e["env"], e["tuner"]) == (env, "default"):
-                    e.update(schedule=path, settings=dict(e["settings"], tuner="replay",
-                                                          schedule=path))
+                    e.update(
+                        schedule=path, settings=dict(e["settings"], tuner="replay", schedule=path)
+                    )
     for e in entries:
         _run(e, log)
     transfer = plan_transfer(config, entries) if config.transfer_seeds else []
@@ -347,8 +378,12 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
     manifest = [{k: v for k, v in e.items() if k != "settings"} for e in entries + transfer]
     with open(os.path.join(config.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
-    settings = dict(eta=config.eta, confidence=config.confidence, resamples=config.resamples,
-                    trials={env: env_trials(config, env) for env in config.envs})
+    settings = dict(
+        eta=config.eta,
+        confidence=config.confidence,
+        resamples=config.resamples,
+        trials={env: env_trials(config, env) for env in config.envs},
+    )
     study = analysis.analyse(manifest, settings)
     study["config"] = dataclasses.asdict(config)
     study["populations"] = {env: env_population(config, env) for env in config.envs}
