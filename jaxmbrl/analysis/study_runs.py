@@ -93,6 +93,9 @@ def member_lineages(run: dict) -> list[dict]:
         return []
     by = _rows_by_slot_step(rows)
     last_step = max(r["step"] for r in rows)
+    # Walk back from the last step that ran trials: the decision after the final update
+    # (entry T) governs nothing, and a copy made there is not part of what was measured.
+    sched = Decision(*(np.asarray(x)[: last_step + 1] for x in sched))
     out = []
     for m in range(sched.source.shape[1]):
         slots, restored = lineage_slots(sched, m)
@@ -105,7 +108,7 @@ def member_lineages(run: dict) -> list[dict]:
         out.append(
             dict(
                 member=m,
-                slots=slots[: last_step + 1].tolist(),
+                slots=slots.tolist(),
                 restored_at=restored,
                 trial=[r["trial"] for r in trials],
                 returns=returns,
