@@ -17,6 +17,7 @@ run: $(VENV)/.installed
 		--ready_interval=3 --space=planning --preset=tiny --out=$(OUT)
 
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q tests
 
 lint: $(VENV)/.installed

@@ -1,30 +1,36 @@
-"""Shared plumbing for the benchmark binaries: flag errors, compilation cache, output."""
+"""Shared plumbing of the binaries: flags generated from a config dataclass, one-line errors.
+
+Each binary has one config dataclass in the library (fields made with
+`jaxmbrl.options.option`: default, help, choices, bounds). `define_flags(Config)` defines one
+absl flag per field and `config_from_flags(Config)` builds the config back, so a default is
+written once. Every bad flag value is one line on stderr and exit status 2, before anything
+compiles (absl's own default is a usage dump and status 1).
+"""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
-import platform
 import sys
-from typing import Any
+import types
+import typing
+from typing import Any, NoReturn
 
-import jax
 from absl import flags
+
+from jaxmbrl import runtime
+from jaxmbrl.experiments import rundir
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl flags parser for `app.run(main, flags_parser=parse_flags)`.
-
-    Any bad flag value is one line on stderr and exit status 2 (absl's default is a
-    usage dump and status 1).
-    """
+    """absl flags parser for `app.run(main, flags_parser=parse_flags)` (errors: exit 2)."""
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:
         usage_error(str(error), argv[0])
 
 
-def usage_error(message: str, program: str | None = None) -> None:
+def usage_error(message: str, program: str | None = None) -> NoReturn:
     program = os.path.basename(program or sys.argv[0])
     sys.stderr.write(f"{program}: error: {message}\n")
     sys.exit(2)
@@ -35,73 +41,77 @@ def check(condition: bool, message: str) -> None:
         usage_error(message)
 
 
-WIDE_VECTOR_FLAG = "--xla_cpu_prefer_vector_width=512"
+def _field_type(config_cls: type, name: str) -> tuple[type, bool, bool]:
+    """(base type, is a tuple of it, may be None) of a config field's annotation."""
+    hint = typing.get_type_hints(config_cls)[name]
+    optional = False
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        optional = True
+        (hint,) = [a for a in args if a is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], True, optional
+    return hint, False, optional
 
 
-def _has_avx512(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
+def define_flags(config_cls: type) -> None:
+    """Defines one absl flag per field of the dataclass `config_cls` (name, default, help)."""
+    for field in dataclasses.fields(config_cls):
+        base, is_tuple, _ = _field_type(config_cls, field.name)
+        meta, default = field.metadata, field.default
+        help_text = meta.get("help") or field.name
+        if is_tuple:
+            flags.DEFINE_list(field.name, [str(v) for v in default], help_text)
+        elif meta.get("choices"):
+            flags.DEFINE_enum(field.name, default, list(meta["choices"]), help_text)
+        elif base is bool:
+            flags.DEFINE_bool(field.name, default, help_text)
+        elif base is int:
+            flags.DEFINE_integer(field.name, default, help_text)
+        elif base is float:
+            flags.DEFINE_float(field.name, default, help_text)
+        else:
+            flags.DEFINE_string(field.name, default, help_text)
+
+
+def config_from_flags(config_cls: type) -> Any:
+    """The config built from the parsed flags and validated; a bad value exits 2."""
+    values = {}
+    for field in dataclasses.fields(config_cls):
+        base, is_tuple, _ = _field_type(config_cls, field.name)
+        value = flags.FLAGS[field.name].value
+        if is_tuple:
+            try:
+                value = tuple(base(v) for v in value)
+            except ValueError:
+                usage_error(
+                    f"--{field.name}={','.join(value)}: each value must be a {base.__name__}"
+                )
+        values[field.name] = value
+    config = config_cls(**values)
     try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return "avx512f" in line.split(":", 1)[-1].split()
-    except OSError:
-        pass
-    return False
+        config.validate()
+    except ValueError as error:
+        usage_error(str(error))
+    return config
 
 
-def _backend_initialized() -> bool:
+def define_out(default: str, what: str) -> flags.FlagHolder:
+    """The `--out` flag: a directory (created if missing) that receives `what`."""
+    return flags.DEFINE_string("out", default, f"Output directory: {what}.")
+
+
+def prepare_out(out_dir: str, settings: dict[str, Any] | None = None) -> None:
+    """Checks `--out` before anything compiles: a writable directory, not a file, and (with
+    `settings`) not one that holds a run with other settings. Exit 2 otherwise."""
     try:
-        from jax._src import xla_bridge  # private API, hence guarded
-
-        return bool(xla_bridge.backends_are_initialized())
-    except (ImportError, AttributeError):
-        return False
-
-
-def prefer_wide_vectors(cpuinfo: str = "/proc/cpuinfo") -> str | None:
-    """Asks XLA:CPU for 512-bit vectors on AVX-512 x86 hosts; returns the flag added, or None.
-
-    XLA:CPU prefers 256-bit vectors by default; on AVX-512 hosts 512-bit ones make the
-    planner's elementwise work (SiLU) about 2x faster (planner roofline ratio +0.04). XLA
-    reads XLA_FLAGS when JAX initialises its backend, so call this first thing in a
-    binary. A --xla_cpu_prefer_vector_width already in XLA_FLAGS (the user's) is kept;
-    nothing changes on other CPUs or once a backend exists.
-    """
-    flags_now = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_prefer_vector_width" in flags_now or not _has_avx512(cpuinfo):
-        return None
-    if _backend_initialized():
-        return None  # too late: XLA has read its flags
-    os.environ["XLA_FLAGS"] = f"{flags_now} {WIDE_VECTOR_FLAG}".strip()
-    return WIDE_VECTOR_FLAG
+        rundir.prepare_out_dir(out_dir)
+        if settings is not None:
+            rundir.check_settings(out_dir, settings)
+    except ValueError as error:
+        usage_error(str(error))
 
 
-def enable_compilation_cache() -> str:
-    """Turns on JAX's persistent compilation cache so a repeated run skips compilation."""
-    cache_dir = os.environ.get("JAXMBRL_CACHE_DIR", os.path.expanduser("~/.cache/jaxmbrl/jax"))
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return cache_dir
-
-
-def to_builtin(value: Any) -> Any:
-    """Converts arrays and numpy scalars in a (nested) value to JSON-able Python objects."""
-    if isinstance(value, dict):
-        return {k: to_builtin(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_builtin(v) for v in value]
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return value
-
-
-def write_json(path: str, obj: Any) -> None:
-    """Writes `obj` as JSON atomically (temp file + rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(to_builtin(obj), f, indent=2, allow_nan=True)
-        f.write("\n")
-    os.replace(tmp, path)
+def start() -> None:
+    """First thing in a binary: 512-bit vectors on AVX-512 hosts, before JAX's backend."""
+    runtime.prefer_wide_vectors()

@@ -24,12 +24,13 @@ member's computation (vmap keeps members independent).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import chex
 import jax
 import jax.numpy as jnp
 
+from jaxmbrl.batching import batched_map
 from jaxmbrl.tuners.base import Decision, apply_decision
 
 
@@ -48,12 +49,26 @@ class PopulationState(NamedTuple):
     key: jax.Array
 
 
+class StepFn(Protocol):
+    def __call__(
+        self, state: PopulationState, active: jax.Array | None = None
+    ) -> tuple[PopulationState, dict[str, jax.Array]]:
+        """One trial (and model fit) for every active member: (state, metrics [N])."""
+
+
+class ApplyFn(Protocol):
+    def __call__(
+        self, state: PopulationState, decision: Decision, archive: Members | None = None
+    ) -> PopulationState:
+        """A tuner's decision: copies (a gather), restarts and new hyperparameters."""
+
+
 class Population(NamedTuple):
     size: int
-    init: Callable[..., PopulationState]
-    step: Callable[..., tuple[PopulationState, dict]]
+    init: Callable[[jax.Array, jax.Array], PopulationState]
+    step: StepFn
     fitness: Callable[[PopulationState], jax.Array]
-    apply: Callable[..., PopulationState]
+    apply: ApplyFn
 
 
 def _failure(metrics: dict[str, jax.Array]) -> jax.Array:
@@ -74,12 +89,10 @@ def map_members(fn: Callable, member_batch: int | None = None) -> Callable:
     Returns:
       The mapped function (what `jax.vmap(fn)` computes, up to float rounding).
     """
-    if member_batch is None:
-        return jax.vmap(fn)
-    if not isinstance(member_batch, int) or member_batch < 1:
-        raise ValueError(f"member_batch={member_batch!r} must be None or an int >= 1")
-    batch_size = None if member_batch == 1 else member_batch
-    return lambda *args: jax.lax.map(lambda xs: fn(*xs), args, batch_size=batch_size)
+    try:
+        return batched_map(fn, member_batch)
+    except ValueError:
+        raise ValueError(f"member_batch={member_batch!r} must be None or an int >= 1") from None
 
 
 def resolve_member_batch(member_batch: int, population_size: int) -> int | None:

@@ -4,12 +4,7 @@ binaries share compiled programs) and JAX's persistent compilation cache.
 The suite must also pass cold (CI on a clean machine): the cache is an optimisation only.
 """
 
-import os
-import sys
+from jaxmbrl import runtime
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks import _cli  # noqa: E402
-
-_cli.prefer_wide_vectors()
-_cli.enable_compilation_cache()
+runtime.prefer_wide_vectors()
+runtime.enable_compilation_cache()

@@ -1,9 +1,12 @@
 """Tests of the PETS probabilistic ensemble (jaxmbrl.models)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compiles import count_compiles
 
 from jaxmbrl import models
 from jaxmbrl.models import ensemble as ensemble_lib
@@ -20,7 +23,7 @@ CFG = models.EnsembleConfig(
     batch_size=32,
     tunable_architecture=True,  # most tests tune width/depth; STATIC_CFG does not
 )
-STATIC_CFG = CFG._replace(tunable_architecture=False, max_hidden_width=16)
+STATIC_CFG = dataclasses.replace(CFG, tunable_architecture=False, max_hidden_width=16)
 CAPACITY = 1024
 
 
@@ -101,7 +104,7 @@ def slice_params(params, width, layers):
 
 def test_padded_predict_equals_unpadded_for_every_activation():
     width, layers = 5, 2
-    padded_cfg = CFG._replace(max_hidden_width=16, max_hidden_layers=4, activation=None)
+    padded_cfg = dataclasses.replace(CFG, max_hidden_width=16, max_hidden_layers=4, activation=None)
     padded = models.make_ensemble(padded_cfg)
     padded_init, padded_predict = jax.jit(padded.init), jax.jit(padded.predict)
     x = jax.random.normal(jax.random.key(3), (CFG.ensemble_size, 7, 1))
@@ -114,7 +117,9 @@ def test_padded_predict_equals_unpadded_for_every_activation():
             input_mean=jnp.array([0.2]),
             input_std=jnp.array([1.7]),
         )
-        small_cfg = CFG._replace(max_hidden_width=width, max_hidden_layers=layers, activation=name)
+        small_cfg = dataclasses.replace(
+            CFG, max_hidden_width=width, max_hidden_layers=layers, activation=name
+        )
         small = models.make_ensemble(small_cfg)
         small_state = jax.jit(small.init)(jax.random.key(9), hparams(small_cfg))._replace(
             params=slice_params(state.params, width, layers),
@@ -133,8 +138,10 @@ def test_padded_training_equals_unpadded(data, optimizer):
     """Masked weight decay and masked units: the active weights train exactly as unpadded."""
     x, y = data
     width, layers = 6, 2
-    big_cfg = CFG._replace(max_hidden_width=10, max_hidden_layers=3, optimizer=optimizer)
-    small_cfg = big_cfg._replace(max_hidden_width=width, max_hidden_layers=layers)
+    big_cfg = dataclasses.replace(
+        CFG, max_hidden_width=10, max_hidden_layers=3, optimizer=optimizer
+    )
+    small_cfg = dataclasses.replace(big_cfg, max_hidden_width=width, max_hidden_layers=layers)
     big, small = models.make_ensemble(big_cfg), models.make_ensemble(small_cfg)
     kw = dict(learning_rate=1e-2, weight_decay=1e-2, epochs=2)
     hp_big = hparams(big_cfg, hidden_width=width, hidden_layers=layers, **kw)
@@ -192,12 +199,13 @@ def test_no_recompilation_when_hparams_or_data_size_change(ens, data):
         (hparams(epochs=1, hidden_layers=1), 1024),
     ]
     state, _ = ens["train"](jax.random.key(1), state, x, y, 50, hparams(epochs=1))
-    traces, cache_size = len(ens["traces"]), ens["train"]._cache_size()
-    for i, (hp, n) in enumerate(calls):
-        state, m = ens["train"](jax.random.key(i), state, x, y, n, hp)
-        assert int(m["num_train"]) + int(m["num_val"]) == n
+    traces = len(ens["traces"])
+    with count_compiles() as compiled:
+        for i, (hp, n) in enumerate(calls):
+            state, m = ens["train"](jax.random.key(i), state, x, y, n, hp)
+            assert int(m["num_train"]) + int(m["num_val"]) == n
     assert len(ens["traces"]) == traces
-    assert ens["train"]._cache_size() == cache_size
+    assert compiled.count(ens["train"]) == 0
 
 
 def test_rows_beyond_num_valid_are_ignored(ens, data):
@@ -249,7 +257,7 @@ def test_forward_flops_hand_computed():
     assert models.forward_flops(cfg, hp) == 2 * (24 * 100 + 100 * 100 + 100 * 36) == 32_000
     assert models.forward_flops(cfg, [100, 100]) == 32_000
     # A static architecture ignores the width/depth hyperparameters: always full size.
-    assert models.forward_flops(cfg._replace(tunable_architecture=False), hp) == full
+    assert models.forward_flops(dataclasses.replace(cfg, tunable_architecture=False), hp) == full
 
 
 @pytest.mark.parametrize(
@@ -265,7 +273,7 @@ def test_forward_flops_hand_computed():
 )
 def test_bad_config_raises(change, match):
     with pytest.raises(ValueError, match=match):
-        models.make_ensemble(CFG._replace(**change))
+        models.make_ensemble(dataclasses.replace(CFG, **change))
 
 
 def test_predict_rejects_wrong_member_count(ens):
@@ -323,7 +331,7 @@ def test_soft_clamp_equals_softplus_form_in_value_and_gradient():
 def test_static_architecture_equals_full_tunable_one_and_ignores_width_depth(data):
     """The mask-free program computes what the padded one computes at full size."""
     x, y = data
-    tunable_cfg = STATIC_CFG._replace(tunable_architecture=True)
+    tunable_cfg = dataclasses.replace(STATIC_CFG, tunable_architecture=True)
     static, tunable = models.make_ensemble(STATIC_CFG), models.make_ensemble(tunable_cfg)
     kw = dict(learning_rate=1e-2, weight_decay=1e-2, epochs=1)
     full = hparams(tunable_cfg, **kw)

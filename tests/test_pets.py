@@ -5,8 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compiles import count_compiles
 
-from jaxmbrl import envs
+from jaxmbrl import envs, experiments
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 from jaxmbrl.planning import cem as cem_lib
@@ -59,7 +60,6 @@ def test_pets_learns_cartpole_swing_up(learning_curve):
 
 def test_changing_hyperparameters_does_not_recompile(agent, step, learning_curve):
     _, _, state = learning_curve
-    before = step._cache_size()
     hparams = pets_lib.with_overrides(
         agent,
         presets.study_hparams(agent),
@@ -71,9 +71,10 @@ def test_changing_hyperparameters_does_not_recompile(agent, step, learning_curve
         elite_ratio=0.3,
         alpha=0.05,
     )
-    state, metrics = step(jax.random.PRNGKey(3), state, hparams)
+    with count_compiles() as compiled:
+        state, metrics = step(jax.random.PRNGKey(3), state, hparams)
     assert np.isfinite(float(metrics["trial_return"]))
-    assert step._cache_size() == before == 1
+    assert compiled.count(step) == 0
 
 
 def test_with_overrides_validates_names_and_ranges(agent):
@@ -137,14 +138,15 @@ def test_cem_with_true_dynamics_swings_cartpole_up(cartpole):
     assert float(rewards[-20:].mean()) > 0.8
 
 
-def test_pets_binary_writes_jsonl_and_rejects_bad_values(tmp_path):
+@pytest.mark.slow
+def test_pets_binary_writes_its_run_directory_and_rejects_bad_values(tmp_path):
     import json
     import os
     import subprocess
     import sys
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = tmp_path / "pets.jsonl"
+    out = tmp_path / "pets"
     cmd = [
         sys.executable,
         "-m",
@@ -169,18 +171,27 @@ def test_pets_binary_writes_jsonl_and_rejects_bad_values(tmp_path):
         timeout=600,
     )
     assert good.returncode == 0, good.stderr[-2000:]
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
     assert [r["trial"] for r in records] == list(range(TRIALS))
     assert all(np.isfinite(r["trial_return"]) and r["seconds"] > 0 for r in records)
-    assert records[0]["compile_seconds"] > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["compile_seconds"] > 0 and summary["horizon"] == 5
+    assert summary["returns"] == [r["trial_return"] for r in records]
+    assert (out / "returns.png").stat().st_size > 0
     assert good.stdout.count("trial ") == TRIALS
+    # The same directory with other settings is refused, and nothing in it is touched.
+    other = subprocess.run(
+        cmd + ["--horizon=6"], cwd=repo, capture_output=True, text=True, timeout=300
+    )
+    assert other.returncode == 2 and "holds a run with horizon=5" in other.stderr
+    assert len((out / "trials.jsonl").read_text().splitlines()) == TRIALS
 
 
 def test_architecture_is_traced_only_when_tuned(cartpole):
     from jaxmbrl import tuners
 
-    static, _ = presets.config_for_space(cartpole, "tiny", 2, tuners.get_space("planning"))
-    tuned, space = presets.config_for_space(cartpole, "tiny", 2, tuners.get_space("static"))
+    static, _ = experiments.config_for_space(cartpole, "tiny", 2, tuners.get_space("planning"))
+    tuned, space = experiments.config_for_space(cartpole, "tiny", 2, tuners.get_space("static"))
     assert not static.tunable_architecture and static.activation == "silu"
     assert tuned.tunable_architecture and tuned.activation is None
     assert pets_lib.hparam_bounds(static)["hidden_width"] == (64, 64)

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compiles import count_compiles
 
 from jaxmbrl import tuners
 from jaxmbrl.tuners import Float, SearchSpace, apply_decision, hyperband, pbt, pbt_bt
@@ -397,11 +398,12 @@ def test_update_is_jitted_once_across_steps(name):
     tuner = make()
     update = jax.jit(tuner.update)
     state = tuner.init(jax.random.key(0), EXAMPLE)
-    for t in range(4):
-        f = jax.random.normal(jax.random.key(t), (6,))
-        state, d = update(jax.random.key(t), state, f, {"progress": f})
-        assert d.source.dtype == jnp.int32 and d.hparams.shape == (6, 2)
-    assert update._cache_size() == 1
+    with count_compiles() as compiled:
+        for t in range(4):
+            f = jax.random.normal(jax.random.key(t), (6,))
+            state, d = update(jax.random.key(t), state, f, {"progress": f})
+            assert d.source.dtype == jnp.int32 and d.hparams.shape == (6, 2)
+    assert compiled.count(update) == 1
 
 
 # ----------------------------------------------------------------------------- schedules

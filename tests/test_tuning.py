@@ -11,7 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from jaxmbrl import checkpoint, tuning
+from jaxmbrl import analysis
+from jaxmbrl import experiments as tuning
+from jaxmbrl.experiments import checkpoint, rundir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Tiny but real: cartpole, 2-3 members, 10-20 env steps per trial.
@@ -39,7 +41,7 @@ def _summary(out_dir):
     return summary
 
 
-@pytest.mark.parametrize("tuner", ["random", "hyperband", "pbt", "pbt_bt"])
+@pytest.mark.parametrize("tuner", ["random_search", "hyperband", "pbt", "pbt_bt"])
 def test_every_tuner_completes_a_run(tuner, tmp_path):
     config = tuning.TuneConfig(tuner=tuner, **TINY)
     lines = []
@@ -49,6 +51,8 @@ def test_every_tuner_completes_a_run(tuner, tmp_path):
     assert np.isfinite(summary["best_return"])
     assert {r["member"] for r in rows} == {0, 1, 2}
     assert all(set(r["hparams"]) == set(summary["best_hparams"]) for r in rows)
+    plots = analysis.plot_run(str(tmp_path / "members.jsonl"), str(tmp_path))
+    assert plots == [str(tmp_path / "returns.png"), str(tmp_path / "schedules.png")]
     for png in ("returns.png", "schedules.png"):
         assert os.path.getsize(tmp_path / png) > 1000
     if tuner != "hyperband":  # every slot runs the whole budget
@@ -128,6 +132,7 @@ def _tune_cmd(out_dir, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_binary_killed_and_resumed_matches_uninterrupted_run(tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     subprocess.run(_tune_cmd(whole), cwd=REPO, check=True, capture_output=True, timeout=600)
@@ -155,10 +160,12 @@ def test_binary_killed_and_resumed_matches_uninterrupted_run(tmp_path):
     "flag,message",
     [
         ("--population=0", "population=0 must be >= 1"),
-        ("--tuner=bohb", "unknown tuner"),
+        ("--tuner=bohb", "random_search|hyperband|pbt|pbt_bt|replay"),
+        ("--env=moon", "--env=moon"),
         ("--member_batch=-2", "member_batch=-2 must be >= 0"),
     ],
 )
+@pytest.mark.slow
 def test_binary_bad_flag_exits_2_with_one_line(flag, message, tmp_path):
     out = tmp_path / "out"
     result = subprocess.run(
@@ -170,11 +177,48 @@ def test_binary_bad_flag_exits_2_with_one_line(flag, message, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
+def test_binary_refuses_a_file_as_out_before_compiling(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = subprocess.run(
+        _tune_cmd(blocker), cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"--out={blocker} is a file" in lines[0], result.stderr
+    assert blocker.read_text() == "not a directory"
+
+
+@pytest.mark.slow
+def test_binary_replays_a_recorded_schedule(tmp_path):
+    """`--tuner=replay --schedule=DIR/schedule.npz` through the binary, on another seed."""
+    recorded, replayed = tmp_path / "pbt", tmp_path / "replay"
+    subprocess.run(_tune_cmd(recorded), cwd=REPO, check=True, capture_output=True, timeout=600)
+    schedule = recorded / "schedule.npz"
+    cmd = _tune_cmd(replayed, "--tuner=replay", f"--schedule={schedule}", "--seed=1")
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    original, replay = _members(str(recorded)), _members(str(replayed))
+    keys = lambda rows: [(r["member"], r["trial"], r["hparams"], r["parent"]) for r in rows]  # noqa: E731
+    assert keys(original) == keys(replay) and len(original) == 2 * 5
+    assert [r["trial_return"] for r in original] != [r["trial_return"] for r in replay]
+    missing = subprocess.run(
+        _tune_cmd(tmp_path / "x", "--tuner=replay", f"--schedule={tmp_path}/none.npz"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 2 and "none.npz" in missing.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_unwritable_out_is_refused(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(ValueError, match=f"--out={blocker}/run is not a writable directory"):
-        tuning.prepare_out_dir(str(blocker / "run"))
+        rundir.prepare_out_dir(str(blocker / "run"))
     assert blocker.read_text() == "not a directory"
 
 

@@ -12,157 +12,18 @@ The first trial acts uniformly at random. Everything a tuner may change lives in
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxmbrl import replay as replay_lib
+from jaxmbrl.agents.hparams import hparam_bounds, hparams_dict, replace_hparams
+from jaxmbrl.agents.types import PETS, AgentState, PETSConfig, PETSHParams
 from jaxmbrl.models import ensemble as ensemble_lib
 from jaxmbrl.planning import cem as cem_lib
 from jaxmbrl.planning import trajectory_sampling
 
-
-class PETSConfig(NamedTuple):
-    """Static settings: everything that fixes a shape or a program."""
-
-    trial_length: int
-    ensemble_size: int = 5
-    num_elites: int = 5
-    max_hidden_width: int = 200
-    max_hidden_layers: int = 4
-    max_epochs: int = 5
-    train_batch_size: int = 32
-    activation: str | None = "silu"  # None: traced categorical (tuned activation)
-    tunable_architecture: bool = False  # True: width/depth traced, padded and masked
-    max_horizon: int = 30
-    max_population: int = 500
-    max_iterations: int = 5
-    num_particles: int = 20
-    propagation: str = "ts_inf"
-    replay_capacity: int = 0  # 0: room for every trial of the run (set by the caller)
-
-
-class PETSHParams(NamedTuple):
-    """Traced, tunable hyperparameters of one agent."""
-
-    model: ensemble_lib.ModelHParams
-    planner: cem_lib.CEMHParams
-
-
-# Flat hyperparameter name -> (group, field, kind); kind 'int' values are shape-valued
-# (padded to a static maximum), 'float' values are plain traced scalars.
-HPARAMS = {
-    "learning_rate": ("model", "learning_rate", "float"),
-    "weight_decay": ("model", "weight_decay", "float"),
-    "epochs": ("model", "epochs", "int"),
-    "hidden_width": ("model", "hidden_width", "int"),
-    "hidden_layers": ("model", "hidden_layers", "int"),
-    "activation": ("model", "activation", "int"),
-    "horizon": ("planner", "horizon", "int"),
-    "population": ("planner", "population", "int"),
-    "iterations": ("planner", "iterations", "int"),
-    "elite_ratio": ("planner", "elite_ratio", "float"),
-    "alpha": ("planner", "alpha", "float"),
-}
-# The study's hyperparameter names (Zhang et al. 2021, Table 1) -> ours.
-STUDY_NAMES = {
-    "model_learning_rate": "learning_rate",
-    "model_weight_decay": "weight_decay",
-    "model_train_epoch": "epochs",
-    "hidden_layer_width": "hidden_width",
-    "num_hidden_layers": "hidden_layers",
-    "activation": "activation",
-    "plan_hor": "horizon",
-    "cem_popsize": "population",
-    "num_cem_iters": "iterations",
-    "cem_elites_ratio": "elite_ratio",
-    "cem_alpha": "alpha",
-}
-
-
-class AgentState(NamedTuple):
-    model: ensemble_lib.ModelState
-    replay: replay_lib.ReplayBuffer
-    trials: jax.Array  # int32 [], trials completed
-
-
-class PETS(NamedTuple):
-    config: PETSConfig
-    env: Any
-    ensemble: ensemble_lib.Ensemble
-    cem: cem_lib.CEM
-    default_hparams: PETSHParams
-    init: Any
-    plan: Any
-    run_trial: Any
-    train_model: Any
-    trial_and_train: Any
-
-
-def hparam_bounds(config: PETSConfig) -> dict[str, tuple[float, float]]:
-    """Valid closed range of every hyperparameter under the static maxima of `config`."""
-    return {
-        "learning_rate": (1e-8, 1.0),
-        "weight_decay": (0.0, 1.0),
-        "epochs": (1, config.max_epochs),
-        # A static architecture is always the full maxima (no masks are compiled).
-        "hidden_width": (
-            1 if config.tunable_architecture else config.max_hidden_width,
-            config.max_hidden_width,
-        ),
-        "hidden_layers": (
-            1 if config.tunable_architecture else config.max_hidden_layers,
-            config.max_hidden_layers,
-        ),
-        "activation": (0, len(ensemble_lib.ACTIVATIONS) - 1),
-        "horizon": (1, config.max_horizon),
-        "population": (1, config.max_population),
-        "iterations": (1, config.max_iterations),
-        "elite_ratio": (1e-6, 1.0),
-        "alpha": (0.0, 0.999),
-    }
-
-
-def hparams_dict(hparams: PETSHParams) -> dict[str, Any]:
-    """Flat {name: value} view of (possibly batched) hyperparameters."""
-    return {
-        name: getattr(getattr(hparams, group), field) for name, (group, field, _) in HPARAMS.items()
-    }
-
-
-def replace_hparams(hparams: PETSHParams, values: dict[str, Any]) -> PETSHParams:
-    """Pure (jittable) replacement of flat-named values; no validation."""
-    groups = {"model": hparams.model._asdict(), "planner": hparams.planner._asdict()}
-    for name, value in values.items():
-        group, field, kind = HPARAMS[STUDY_NAMES.get(name, name)]
-        dtype = jnp.int32 if kind == "int" else jnp.float32
-        value = jnp.round(value) if kind == "int" else value
-        groups[group][field] = jnp.asarray(value).astype(dtype)
-    return PETSHParams(
-        model=type(hparams.model)(**groups["model"]),
-        planner=type(hparams.planner)(**groups["planner"]),
-    )
-
-
-def with_overrides(agent: PETS, hparams: PETSHParams, **values: Any) -> PETSHParams:
-    """Returns `hparams` with flat-named `values` replaced; values may be batched arrays.
-
-    Raises:
-      ValueError: on an unknown name or a value outside `hparam_bounds(agent.config)`.
-    """
-    bounds = hparam_bounds(agent.config)
-    for name, value in values.items():
-        name = STUDY_NAMES.get(name, name)
-        if name not in HPARAMS:
-            raise ValueError(f"unknown hyperparameter {name!r}; valid: {', '.join(HPARAMS)}")
-        low, high = bounds[name]
-        array = np.asarray(value, np.float64)
-        if array.size and (np.any(~np.isfinite(array)) or array.min() < low or array.max() > high):
-            raise ValueError(f"{name}={value} is outside the valid range [{low}, {high}]")
-    return replace_hparams(hparams, values)
+__all__ = ["PETS", "AgentState", "PETSConfig", "PETSHParams", "make_pets"]
 
 
 def _ensemble_config(env, config: PETSConfig) -> ensemble_lib.EnsembleConfig:

@@ -6,14 +6,11 @@ shared/reference/hpo_for_mbrl.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from typing import Any
 
-import jax
-import jax.numpy as jnp
-
-from jaxmbrl.agents.pets import PETSConfig, PETSHParams, replace_hparams
-from jaxmbrl.tuners.space import SearchSpace
+from jaxmbrl.agents.hparams import replace_hparams
+from jaxmbrl.agents.types import PETSConfig, PETSHParams
 
 PRESETS = ("tiny", "paper")
 
@@ -72,11 +69,11 @@ def pets_config(env, preset: str, trials: int, **overrides: Any) -> PETSConfig:
     if preset == "tiny":
         trial_length = min(trial_length, TINY_TRIAL_LENGTH)
     fields = dict(trial_length=trial_length, replay_capacity=trials * trial_length, **sizes)
-    unknown = set(overrides) - set(PETSConfig._fields)
+    names = [f.name for f in dataclasses.fields(PETSConfig)]
+    unknown = set(overrides) - set(names)
     if unknown:
         raise ValueError(
-            f"unknown PETS config field(s) {sorted(unknown)}; "
-            f"valid: {', '.join(PETSConfig._fields)}"
+            f"unknown PETS config field(s) {sorted(unknown)}; valid: {', '.join(names)}"
         )
     fields.update(overrides)
     if "trial_length" in overrides and "replay_capacity" not in overrides:
@@ -84,85 +81,11 @@ def pets_config(env, preset: str, trials: int, **overrides: Any) -> PETSConfig:
     return PETSConfig(**fields)
 
 
-# Search-space parameter (the study's names) -> the PETSConfig field bounding it.
-_SHAPE_MAXIMA = {
-    "plan_hor": "max_horizon",
-    "cem_popsize": "max_population",
-    "num_cem_iters": "max_iterations",
-    "model_train_epoch": "max_epochs",
-    "hidden_layer_width": "max_hidden_width",
-    "num_hidden_layers": "max_hidden_layers",
-}
-# The study's activation names -> index into jaxmbrl.models.ACTIVATIONS.
-_ACTIVATION_NAMES = {
-    "swish": "silu",
-    "silu": "silu",
-    "relu": "relu",
-    "tanh": "tanh",
-    "sigmoid": "sigmoid",
-}
-
-
-def config_for_space(
-    env, preset: str, trials: int, space: SearchSpace, **overrides: Any
-) -> tuple[PETSConfig, SearchSpace]:
-    """The static PETS config for tuning `space`, and the space as it will be searched.
-
-    'paper': the static maxima come from the space (a planning space compiles a horizon of
-    60 and a CEM population of 700), so a small space compiles a small program. 'tiny':
-    the space's shape-valued ranges are scaled down to the tiny maxima.
-    """
-    config = pets_config(env, preset, trials, **overrides)
-    if any(p.name == "activation" for p in space.params):
-        config = config._replace(activation=None)  # traced categorical
-    if any(p.name in ("hidden_layer_width", "num_hidden_layers") for p in space.params):
-        config = config._replace(tunable_architecture=True)
-    params = []
-    for p in space.params:
-        field = _SHAPE_MAXIMA.get(p.name)
-        if field is None:
-            params.append(p)
-        elif preset == "paper" and field not in overrides:
-            config = config._replace(**{field: max(getattr(config, field), p.high)})
-            params.append(p)
-        else:
-            top = getattr(config, field)
-            low = min(top, max(1, round(p.low * top / p.high))) if p.high > top else p.low
-            high = min(p.high, top)
-            default = None if p.default is None else min(max(p.default, low), high)
-            if low == high:  # a range that collapsed: nothing left to tune
-                config = config._replace(**{field: high})
-                continue
-            params.append(type(p)(p.name, low, high, log=p.log, default=default))
-    return config, SearchSpace(tuple(params))
-
-
-def unit_to_hparams(space: SearchSpace, base: PETSHParams) -> Callable[[jax.Array], PETSHParams]:
-    """Jittable map from unit-cube hyperparameters [N, D] to PETSHParams with axis N."""
-    from jaxmbrl.models import ACTIVATIONS
-
-    activation_index = None
-    for p in space.params:
-        if p.name == "activation":
-            activation_index = jnp.asarray(
-                [ACTIVATIONS.index(_ACTIVATION_NAMES[c]) for c in p.choices], jnp.int32
-            )
-
-    def to_hparams(unit: jax.Array) -> PETSHParams:
-        values = space.from_unit(unit)
-        if activation_index is not None:
-            values["activation"] = activation_index[values["activation"]]
-        n = unit.shape[0]
-        batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), base)
-        return replace_hparams(batched, values)
-
-    return to_hparams
-
-
 def fit_config(config: PETSConfig, hparams: PETSHParams) -> PETSConfig:
     """`config` with its static maxima shrunk to fixed (untuned, unbatched) `hparams`, so a
     single agent compiles no padding."""
-    return config._replace(
+    return dataclasses.replace(
+        config,
         max_horizon=int(hparams.planner.horizon),
         max_population=int(hparams.planner.population),
         max_iterations=int(hparams.planner.iterations),

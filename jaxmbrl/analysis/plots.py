@@ -6,10 +6,7 @@ import json
 import os
 from collections import defaultdict
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def load_members(path: str) -> list[dict]:
@@ -27,7 +24,9 @@ def plot_run(members_path: str, out_dir: str) -> list[str]:
         by_member[row["member"]].append(row)
     paths = []
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    # Figures of their own (no pyplot state): safe in any process, any backend.
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     for member, mrows in sorted(by_member.items()):
         ax.plot(
             [r["trial"] for r in mrows],
@@ -44,13 +43,11 @@ def plot_run(members_path: str, out_dir: str) -> list[str]:
     fig.tight_layout()
     paths.append(os.path.join(out_dir, "returns.png"))
     fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
 
     names = [k for k, v in rows[0]["hparams"].items() if isinstance(v, (int, float))]
     if names:
-        fig, axes = plt.subplots(
-            len(names), 1, figsize=(7, 1.8 * len(names)), sharex=True, squeeze=False
-        )
+        fig = Figure(figsize=(7, 1.8 * len(names)))
+        axes = fig.subplots(len(names), 1, sharex=True, squeeze=False)
         for ax, name in zip(axes[:, 0], names, strict=True):
             for _, mrows in sorted(by_member.items()):
                 ax.step(
@@ -66,5 +63,24 @@ def plot_run(members_path: str, out_dir: str) -> list[str]:
         fig.tight_layout()
         paths.append(os.path.join(out_dir, "schedules.png"))
         fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
     return paths
+
+
+def plot_trials(trials_path: str, out_dir: str) -> str | None:
+    """Writes returns.png of one agent's run from its `trials.jsonl`; returns its path."""
+    rows = load_members(trials_path)
+    if not rows:
+        return None
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    ax.plot([r["trial"] for r in rows], [r["trial_return"] for r in rows], marker="o", lw=1)
+    for r in rows:
+        if r.get("diverged"):
+            ax.axvline(r["trial"], color="red", lw=0.8, alpha=0.6)
+    ax.set_xlabel("trial (the first acts at random)")
+    ax.set_ylabel("return")
+    ax.set_title(f"PETS on {rows[0].get('env', '?')}, seed {rows[0].get('seed', '?')}")
+    fig.tight_layout()
+    path = os.path.join(out_dir, "returns.png")
+    fig.savefig(path, dpi=100)
+    return path

@@ -3,16 +3,16 @@
 A vmapped MJX step at batch 1024 hung on a 2-core CPU host: both XLA threads waited
 forever inside the batched LAPACK Cholesky of MJX's Newton solver; batches up to 256 ran
 fine. ``chunked_vmap`` vmaps over chunks of at most ``max_chunk`` members and runs the
-chunks one after another with ``lax.map``, so no batched LAPACK call sees more than
-``max_chunk`` matrices. ``BatchedEnv`` applies it to an environment's reset and step.
+chunks one after another (``lax.map(..., batch_size=max_chunk)``), so no batched LAPACK
+call sees more than ``max_chunk`` matrices. ``BatchedEnv`` applies it to an environment's
+reset and step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import jax
-import jax.numpy as jnp
+from jaxmbrl.batching import batched_map
 
 DEFAULT_MAX_CHUNK = 256
 
@@ -26,33 +26,12 @@ def chunked_vmap(fn: Callable, max_chunk: int = DEFAULT_MAX_CHUNK) -> Callable:
 
     Returns:
       A function of batched pytrees (common leading size B) with the same result as
-      ``jax.vmap(fn)``. For B > max_chunk the batch is split into ceil(B / max_chunk)
-      equal chunks (padded by repeating the last member, padding dropped from the result).
+      ``jax.vmap(fn)``: one vmap for B <= max_chunk, else ``lax.map`` over chunks.
     """
     if not isinstance(max_chunk, int) or max_chunk < 1:
         raise ValueError(f"max_chunk={max_chunk!r}; must be an integer >= 1")
-    batched = jax.vmap(fn)
-
-    def wrapped(*args):
-        sizes = {x.shape[0] if x.ndim else None for x in jax.tree.leaves(args)}
-        if len(sizes) != 1 or None in sizes:
-            raise ValueError(f"chunked_vmap: arguments need one common leading size, got {sizes}")
-        (n,) = sizes
-        if n <= max_chunk:
-            return batched(*args)
-        n_chunks = -(-n // max_chunk)
-        chunk = -(-n // n_chunks)
-        pad = n_chunks * chunk - n
-
-        def split(x):
-            if pad:
-                x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)])
-            return x.reshape((n_chunks, chunk) + x.shape[1:])
-
-        out = jax.lax.map(lambda a: batched(*a), jax.tree.map(split, args))
-        return jax.tree.map(lambda y: y.reshape((n_chunks * chunk,) + y.shape[2:])[:n], out)
-
-    return wrapped
+    # max_chunk == 1 would be a sequential loop without vmap: same result, fine.
+    return batched_map(fn, max_chunk)
 
 
 class BatchedEnv:

@@ -14,7 +14,7 @@ Training (loss, bootstrap, validation split, elites) is in `jaxmbrl.models.train
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import chex
 import jax
@@ -23,62 +23,26 @@ import numpy as np
 
 from jaxmbrl.models import network, training
 from jaxmbrl.models.network import ACTIVATIONS
+from jaxmbrl.models.types import (
+    OPTIMIZERS,
+    PETS_CHEETAH_DECAY_SCALES,
+    Ensemble,
+    EnsembleConfig,
+    ModelHParams,
+    ModelState,
+)
 
-OPTIMIZERS = ("adam", "adamw")
-# PETS halfcheetah per-layer decays (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4) relative to 7.5e-5.
-PETS_CHEETAH_DECAY_SCALES = (1 / 3, 2 / 3, 1.0, 1.0, 4 / 3)
-
-
-class EnsembleConfig(NamedTuple):
-    """Static settings (shapes and programs)."""
-
-    input_size: int
-    output_size: int
-    ensemble_size: int = 5
-    num_elites: int = 5
-    max_hidden_width: int = 200
-    max_hidden_layers: int = 4
-    max_epochs: int = 5
-    batch_size: int = 32
-    validation_ratio: float = 0.1
-    activation: str | None = "silu"  # None: traced choice (ModelHParams.activation)
-    optimizer: str = "adam"  # 'adam': L2 decay in the loss (PETS); 'adamw': decoupled
-    layer_decay_scales: tuple | None = None  # max_hidden_layers + 1 multipliers of weight_decay
-    eval_batch_size: int = 2048  # rows per chunk when computing validation error
-    # True: ModelHParams.hidden_width/hidden_layers are traced (padded to the maxima, masked).
-    # False: the network is always max_hidden_width x max_hidden_layers and those two
-    # hyperparameters are ignored; no masks in the program (faster planning).
-    tunable_architecture: bool = False
-
-
-class ModelHParams(NamedTuple):
-    """Traced, tunable hyperparameters (jnp scalars)."""
-
-    learning_rate: jax.Array  # float32
-    weight_decay: jax.Array  # float32
-    epochs: jax.Array  # int32, clipped to [0, max_epochs]
-    hidden_width: jax.Array  # int32, clipped to [1, max_hidden_width] (if tunable_architecture)
-    hidden_layers: jax.Array  # int32, clipped to [1, max_hidden_layers] (if tunable_architecture)
-    activation: jax.Array  # int32 index into ACTIVATIONS (used only if config.activation None)
-
-
-class ModelState(NamedTuple):
-    params: Any
-    opt_state: Any
-    input_mean: jax.Array  # [input_size]
-    input_std: jax.Array  # [input_size]
-    elites: jax.Array  # [num_elites] int32, best validation MSE first
-    val_mse: jax.Array  # [ensemble_size] validation MSE of each member at the last train
-    hidden_width: jax.Array  # int32 [] architecture used by predict (the maxima if static)
-    hidden_layers: jax.Array  # int32 []
-    activation: jax.Array  # int32 []
-
-
-class Ensemble(NamedTuple):
-    config: EnsembleConfig
-    init: Any
-    predict: Any
-    train: Any
+__all__ = [
+    "OPTIMIZERS",
+    "PETS_CHEETAH_DECAY_SCALES",
+    "Ensemble",
+    "EnsembleConfig",
+    "ModelHParams",
+    "ModelState",
+    "default_model_hparams",
+    "forward_flops",
+    "make_ensemble",
+]
 
 
 def _check_config(config: EnsembleConfig) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import chex
 import jax
@@ -25,9 +25,7 @@ import numpy as np
 import optax
 
 from jaxmbrl.models import network
-
-if TYPE_CHECKING:
-    from jaxmbrl.models.ensemble import EnsembleConfig, ModelHParams, ModelState
+from jaxmbrl.models.types import EnsembleConfig, ModelHParams, ModelState
 
 _LOG_2PI = math.log(2.0 * math.pi)
 

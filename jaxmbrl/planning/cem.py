@@ -22,6 +22,7 @@ Defaults (the study's, see shared/reference/hpo_for_mbrl.md, "PETS"): horizon 30
 500, 5 iterations, elite ratio 0.1, alpha 0.1; initial variance (ub - lb)^2 / 16.
 """
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -37,7 +38,8 @@ NONFINITE_COST = 1e6
 CostFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 
-class CEMConfig(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class CEMConfig:
     """Static planner settings (they fix array shapes)."""
 
     action_low: Any  # [A]
@@ -60,10 +62,16 @@ class CEMHParams(NamedTuple):
 class CEM(NamedTuple):
     """Pure functions of a CEM planner built by `make_cem`."""
 
+    # initial_mean(hparams=None) -> [max_horizon, A]: the bounds' midpoint
     initial_mean: Callable[..., jax.Array]
-    optimize: Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+    # optimize(key, cost_fn, init_mean, hparams) -> (plan [max_horizon, A], info)
+    optimize: Callable[
+        [jax.Array, CostFn, jax.Array, CEMHParams], tuple[jax.Array, dict[str, jax.Array]]
+    ]
+    # shift(plan, hparams=None) -> the warm start of the next step
     shift: Callable[..., jax.Array]
-    sample: Callable[..., jax.Array]
+    # sample(key, mean, var) -> truncated-normal candidates [max_population, max_horizon, A]
+    sample: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 def default_cem_hparams(

@@ -39,9 +39,18 @@ from jaxmbrl.tuners.space import (
     get_space,
 )
 
-TUNERS = ("random_search", "hyperband", "pbt", "pbt_bt")
+# The one registry of tuners: name -> factory(space, population_size, **settings) -> Tuner.
+# Binaries and the experiment runner take their choices from here.
+REGISTRY = {
+    "random_search": random_search,
+    "hyperband": hyperband,
+    "pbt": pbt,
+    "pbt_bt": pbt_bt,
+}
+TUNERS = tuple(REGISTRY)
 
 __all__ = [
+    "REGISTRY",
     "SPACE_NAMES",
     "TUNERS",
     "Archive",

@@ -20,8 +20,7 @@ value and never become a parent, elite or incumbent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import chex
 import jax
@@ -40,6 +39,23 @@ class Decision(NamedTuple):
     budget: jax.Array  # int32 [N]: trials to run before the next update (0: slot idle)
 
 
+class InitFn(Protocol):
+    def __call__(self, key: jax.Array, example_member_state: Any = None) -> Any:
+        """The tuner's first state; `state.decision` is what the slots run first."""
+
+
+class UpdateFn(Protocol):
+    def __call__(
+        self, key: jax.Array, state: Any, fitness: jax.Array, member_states: Any = None
+    ) -> tuple[Any, Decision]:
+        """The next state and decision from the slots' fitness [N] (higher is better)."""
+
+
+class ArchiveFn(Protocol):
+    def __call__(self, state: Any) -> Any:
+        """Archived member states ([K, ...] pytree) decisions may point to, or None."""
+
+
 class Tuner(NamedTuple):
     """A population tuner: `init(key, example_member_state=None) -> state` and
     `update(key, state, fitness [N], member_states=None) -> (state, Decision)`.
@@ -49,9 +65,9 @@ class Tuner(NamedTuple):
     ([K, ...] pytree) that decisions may point to (PBT-BT), or None.
     """
 
-    init: Callable[..., Any]
-    update: Callable[..., tuple[Any, Decision]]
-    archive: Callable[[Any], Any]
+    init: InitFn
+    update: UpdateFn
+    archive: ArchiveFn
     space: SearchSpace
     population_size: int
 

@@ -18,6 +18,7 @@ Invalid fitness (NaN, +-inf) ranks last: such members always copy and are never 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, NamedTuple
 
@@ -29,7 +30,8 @@ from jaxmbrl.tuners.base import Decision, Tuner, no_archive, rank_fitness, start
 from jaxmbrl.tuners.space import SearchSpace
 
 
-class PBTConfig(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class PBTConfig:
     """Static PBT settings (see the module docstring for the presets)."""
 
     quantile: float = 0.2
@@ -54,10 +56,11 @@ def pbt_config(preset: str = "zhang2021", **overrides: Any) -> PBTConfig:
     """The preset's PBTConfig with `overrides` applied and checked."""
     if preset not in PRESETS:
         raise ValueError(f"unknown PBT preset {preset!r}; valid: {', '.join(PRESETS)}")
-    unknown = set(overrides) - set(PBTConfig._fields)
+    fields = tuple(f.name for f in dataclasses.fields(PBTConfig))
+    unknown = set(overrides) - set(fields)
     if unknown:
-        raise ValueError(f"unknown PBT option(s) {sorted(unknown)}; valid: {PBTConfig._fields}")
-    c = PRESETS[preset]._replace(**overrides)
+        raise ValueError(f"unknown PBT option(s) {sorted(unknown)}; valid: {fields}")
+    c = dataclasses.replace(PRESETS[preset], **overrides)
     if not 0.0 < c.quantile <= 0.5:
         raise ValueError(f"quantile={c.quantile} must be in (0, 0.5]")
     if c.quantile_rule not in ("zhang2021", "ray_tune"):
@@ -72,7 +75,7 @@ def pbt_config(preset: str = "zhang2021", **overrides: Any) -> PBTConfig:
         )
     if c.initial not in ("sample", "default"):
         raise ValueError(f"initial={c.initial!r}; valid: sample, default")
-    return c._replace(perturb_factors=tuple(float(f) for f in c.perturb_factors))
+    return dataclasses.replace(c, perturb_factors=tuple(float(f) for f in c.perturb_factors))
 
 
 def quantile_counts(n: int, quantile: float, rule: str) -> tuple[int, int]:

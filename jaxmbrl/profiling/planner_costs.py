@@ -15,16 +15,35 @@ The variants change the algorithm; they exist to measure, not to plan with.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl import envs, profiling
+from jaxmbrl import envs
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 from jaxmbrl.models import ensemble as ensemble_lib
+from jaxmbrl.options import check_options, option
+from jaxmbrl.profiling import flops, timing
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannerCostsConfig:
+    """What `benchmarks/planner_costs.py` measures (its flags)."""
+
+    env: str = option("half_cheetah", "Environment.", choices=envs.ALL_ENVS)
+    preset: str = option("paper", "Model/planner sizes.", choices=presets.PRESETS)
+    min_seconds: float = option(
+        2.0, "Timing budget per variant: calls repeat (at least 3), the best is kept.", low=0.0
+    )
+    seed: int = option(0, "Random seed.")
+
+    def validate(self) -> None:
+        check_options(self)
+
 
 VARIANTS = {
     "planner": {},
@@ -59,7 +78,7 @@ def model_forward_program(
 
         return jax.lax.fori_loop(0, steps, step, inputs)
 
-    compiled, compile_s = profiling.compile_timed(forward, model, inputs)
+    compiled, compile_s = timing.compile_timed(forward, model, inputs)
     fwd = ensemble_lib.forward_flops(agent.ensemble.config, hparams.model)
     flops = float(steps * cfg.num_elites * rows * fwd)
     info = dict(rows=rows, steps=steps, flops=flops, compile_seconds=compile_s)
@@ -75,7 +94,7 @@ def measure_model_forward(
     this device" from "the planner adds overhead".
     """
     compiled, args, info = model_forward_program(agent, hparams, key)
-    _, timed = profiling.time_against_matmul(
+    _, timed = timing.time_against_matmul(
         compiled, *args, flops=info["flops"], min_seconds=min_seconds
     )
     return dict(**info, **timed)
@@ -101,11 +120,11 @@ def planning_step_program(
     obs = agent.env.reset(obs_key).obs
 
     args = (plan_key, state.model, obs, hparams)
-    compiled, _ = profiling.compile_timed(
+    compiled, _ = timing.compile_timed(
         first_plan_fn(agent), *args, compiler_options=agent.env.compiler_options
     )
     p = hparams.planner
-    work = profiling.planner_work(
+    work = flops.planner_work(
         ensemble_lib.forward_flops(agent.ensemble.config, hparams.model),
         p.iterations,
         p.population,
@@ -128,11 +147,11 @@ def ablate(env_name: str, preset: str, min_seconds: float = 2.0, seed: int = 0) 
     key = jax.random.PRNGKey(seed)
     programs, agents = {}, {}
     for name, overrides in VARIANTS.items():
-        agents[name] = pets_lib.make_pets(env, base._replace(**overrides))
+        agents[name] = pets_lib.make_pets(env, dataclasses.replace(base, **overrides))
         hparams = presets.study_hparams(agents[name])
         programs[name] = planning_step_program(agents[name], hparams, key)
     planner = agents["planner"]
     compiled, args, info = model_forward_program(planner, presets.study_hparams(planner), key)
     programs["model forward alone"] = (compiled, args, info["flops"])
-    _, timings = profiling.compare_against_matmul(programs, min_seconds=min_seconds)
-    return dict(env=env_name, preset=preset, pets_config=base._asdict(), timings=timings)
+    _, timings = timing.compare_against_matmul(programs, min_seconds=min_seconds)
+    return dict(env=env_name, preset=preset, pets_config=dataclasses.asdict(base), timings=timings)

@@ -31,46 +31,50 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl import envs, planner_costs, profiling, tuners
+from jaxmbrl import envs
 from jaxmbrl import population as population_lib
 from jaxmbrl import replay as replay_lib
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 from jaxmbrl.models import ensemble as ensemble_lib
+from jaxmbrl.options import check_options, option
+from jaxmbrl.profiling import flops, planner_costs, reports
+from jaxmbrl.profiling import timing as timers
 
 DEFAULT_STEPS = {"tiny": 25, "paper": 2}
 
 
 @dataclasses.dataclass(frozen=True)
 class ThroughputConfig:
-    env: str = "cartpole"
-    populations: tuple[int, ...] = (1, 2, 4, 8)
-    preset: str = "tiny"
-    steps: int = 0  # env steps per timed trial; 0: DEFAULT_STEPS[preset]
-    train_rows: int = 2000
-    seed: int = 0
-    profile_dir: str | None = None
-    min_seconds: float = 1.0  # timing budget per measurement: fast calls repeat, best kept
-    member_batch: int = 0  # members per vmap; 0: auto (population.resolve_member_batch)
+    """What `benchmarks/throughput.py` measures (its flags)."""
+
+    env: str = option("cartpole", "Environment.", choices=envs.ALL_ENVS)
+    population: tuple[int, ...] = option((1, 2, 4, 8), "Population sizes to measure.", low=1)
+    preset: str = option("tiny", "Model/planner sizes.", choices=presets.PRESETS)
+    steps: int = option(
+        0,
+        "Env steps per timed trial (0: 25 for tiny, 2 for paper: a paper-size planning step "
+        "costs seconds per member on a CPU).",
+        low=0,
+    )
+    train_rows: int = option(2000, "Replay rows for the model-training measurement.", low=64)
+    seed: int = option(0, "Random seed.")
+    profile_dir: str | None = option(None, "Directory for a jax.profiler trace of one step.")
+    min_seconds: float = option(
+        1.0, "Timing budget per measurement: fast calls repeat, the best is kept.", low=0.0
+    )
+    member_batch: int = option(
+        0,
+        "Members per vmap: k runs groups of k in a lax.map (k >= population: one vmap of "
+        "all); 0: auto, one at a time on CPU, all at once on an accelerator.",
+        low=0,
+    )
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid range."""
-        if self.env not in envs.ALL_ENVS:
-            raise ValueError(f"unknown env {self.env!r}; valid: {', '.join(envs.ALL_ENVS)}")
-        if self.preset not in presets.PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}; valid: {', '.join(presets.PRESETS)}")
-        if not self.populations or min(self.populations) < 1:
-            raise ValueError(f"population={list(self.populations)} needs sizes >= 1")
-        if len(set(self.populations)) != len(self.populations):
-            raise ValueError(f"population={list(self.populations)} has repeated sizes")
-        if self.steps < 0:
-            raise ValueError(f"steps={self.steps} must be >= 1 (or 0 for the preset's default)")
-        if self.train_rows < 64:
-            raise ValueError(f"train_rows={self.train_rows} must be >= 64")
-        if not self.min_seconds >= 0:
-            raise ValueError(f"min_seconds={self.min_seconds} must be >= 0")
-        if self.member_batch < 0:
-            raise ValueError(f"member_batch={self.member_batch} must be >= 0 (0: auto)")
+        check_options(self)
+        if len(set(self.population)) != len(self.population):
+            raise ValueError(f"population={list(self.population)} has repeated sizes")
 
 
 def make_agent(config: ThroughputConfig, steps: int) -> pets_lib.PETS:
@@ -81,18 +85,6 @@ def make_agent(config: ThroughputConfig, steps: int) -> pets_lib.PETS:
         env, config.preset, 1, trial_length=steps, replay_capacity=capacity
     )
     return pets_lib.make_pets(env, pets_config)
-
-
-def _forward_flops(env, config: pets_lib.PETSConfig) -> int:
-    """Forward FLOPs per row of one member of the (padded) ensemble of `config` on `env`."""
-    return ensemble_lib.forward_flops(
-        ensemble_lib.EnsembleConfig(
-            input_size=env.obs_feature_size + env.action_size,
-            output_size=env.target_size,
-            max_hidden_width=config.max_hidden_width,
-            max_hidden_layers=config.max_hidden_layers,
-        )
-    )
 
 
 def _planner(agent: pets_lib.PETS, member_batch: int | None):
@@ -132,16 +124,14 @@ def _env_rollout(env, steps: int):
 def _measure_trial(population, state, out, compile_s, env, steps, profile_dir, min_seconds):
     """Population step: trial 1 acts at random (warm-up, untimed), trial 2 plans (timed)."""
     n = out["population"]
-    step, compile_s["population_step"] = profiling.compile_timed(
+    step, compile_s["population_step"] = timers.compile_timed(
         population.step, state, compiler_options=env.compiler_options
     )
-    out["program_memory"] = profiling.program_memory(step)
+    out["program_memory"] = timers.program_memory(step)
     start = time.perf_counter()
     state, _ = jax.block_until_ready(step(state))
     out["first_trial_seconds"] = time.perf_counter() - start
-    (state, metrics), timing = profiling.time_calls(
-        step, state, min_seconds=min_seconds, max_calls=3
-    )
+    (state, metrics), timing = timers.time_calls(step, state, min_seconds=min_seconds, max_calls=3)
     out["trial_seconds"] = timing.best
     out["trial"] = dict(seconds=timing.best, cpu_seconds=timing.cpu, calls=timing.calls)
     out["env_steps_per_second"] = n * steps / timing.best
@@ -180,10 +170,10 @@ def measure_population(
     env_states = jax.jit(jax.vmap(env.reset))(jax.random.split(env_key, n))
     low, high = jnp.asarray(env.action_low), jnp.asarray(env.action_high)
     actions = jax.random.uniform(act_key, (env_steps, n, env.action_size), minval=low, maxval=high)
-    rollout, compile_s["env"] = profiling.compile_timed(
+    rollout, compile_s["env"] = timers.compile_timed(
         _env_rollout(env, env_steps), env_states, actions, compiler_options=env.compiler_options
     )
-    _, timing = profiling.time_calls(rollout, env_states, actions, min_seconds=min_seconds)
+    _, timing = timers.time_calls(rollout, env_states, actions, min_seconds=min_seconds)
     env_rate = n * env_steps / timing.best
     out["env_alone"] = dict(
         batch=n,
@@ -198,10 +188,10 @@ def measure_population(
     replay = jax.jit(lambda k: _filled_replay(k, agent, n))(data_key)
     agents = state.members.agents._replace(replay=replay)
     train_keys = jax.random.split(train_key, n)
-    train, compile_s["train"] = profiling.compile_timed(
+    train, compile_s["train"] = timers.compile_timed(
         population_lib.map_members(agent.train_model, member_batch), train_keys, agents, batched
     )
-    (_, train_metrics), timing = profiling.time_calls(
+    (_, train_metrics), timing = timers.time_calls(
         train, train_keys, agents, batched, min_seconds=min_seconds
     )
     rows = np.asarray(agents.replay.size, np.float64)
@@ -223,17 +213,17 @@ def measure_population(
     obs = env_states.obs
     plan_keys = jax.random.split(plan_key, n)
     models = state.members.agents.model
-    planner, compile_s["planner"] = profiling.compile_timed(
+    planner, compile_s["planner"] = timers.compile_timed(
         _planner(agent, member_batch), plan_keys, models, obs, batched
     )
     hp = batched.planner
-    work = profiling.planner_work(
+    work = flops.planner_work(
         fwd_model, hp.iterations, hp.population, hp.horizon, cfg.num_particles
     )
-    _, timed = profiling.time_against_matmul(
+    _, timed = timers.time_against_matmul(
         planner, plan_keys, models, obs, batched, flops=work["flops"], min_seconds=min_seconds
     )
-    executed = profiling.executed_planner_flops(
+    executed = flops.executed_planner_flops(
         ensemble_lib.forward_flops(agent.ensemble.config),
         hp.iterations,
         hp.horizon,
@@ -244,102 +234,8 @@ def measure_population(
     out["planner"]["transitions_per_second"] = work["transitions"] / timed["seconds"]
     out["compile_seconds"] = compile_s
     out["compile_seconds_total"] = sum(compile_s.values())
-    out["peak_memory"] = profiling.peak_memory()
+    out["peak_memory"] = timers.peak_memory()
     return out
-
-
-def padding_report(config: ThroughputConfig, agent: pets_lib.PETS, key: jax.Array) -> dict:
-    """Planner FLOPs spent on padding for the study's planning search space (paper maxima)."""
-    env = agent.env
-    space = tuners.get_space("planning", env=config.env)
-    paper, _ = presets.config_for_space(env, "paper", 1, space, trial_length=1)
-    maxima = dict(
-        iterations=paper.max_iterations,
-        population=paper.max_population,
-        horizon=paper.max_horizon,
-    )
-    fwd = _forward_flops(env, paper)  # the planning space leaves the model alone
-    defaults = {p.name: p.default for p in space.params}
-
-    def case(values):
-        hp = dict(
-            iterations=values["num_cem_iters"],
-            population=values["cem_popsize"],
-            horizon=values["plan_hor"],
-        )
-        return profiling.padding_share(fwd, fwd, paper.num_particles, maxima, hp)
-
-    return dict(
-        space="planning",
-        env=config.env,
-        maxima=maxima,
-        forward_flops=fwd,
-        particles=paper.num_particles,
-        default=case(defaults),
-        space_mean=case(profiling.space_means(space)),
-        population_of_40_from_prior=profiling.population_padding_share(
-            space, fwd, fwd, paper.num_particles, maxima, 40, key
-        ),
-        population_of_40_one_at_a_time=profiling.population_padding_share(
-            space, fwd, fwd, paper.num_particles, maxima, 40, key, member_batch=1
-        ),
-    )
-
-
-def projection(results: list[dict], agent: pets_lib.PETS, config: ThroughputConfig) -> dict:
-    """The study's PBT experiment (40 x 300 half_cheetah trials) on this device.
-
-    Uses the best rate measured over the population sizes: the device's throughput, since a
-    population runs as one program whatever its size.
-    """
-    best = {
-        "planner": max(results, key=lambda r: r["planner"]["flops_per_second"]),
-        "train": max(results, key=lambda r: r["train"]["samples_per_second"]),
-        "env": max(results, key=lambda r: r["env_alone"]["steps_per_second"]),
-    }
-    cheetah = envs.load("half_cheetah")
-    paper = presets.pets_config(cheetah, "paper", 1)
-    direct = config.preset == "paper" and config.env == "half_cheetah"
-    proj = profiling.paper_projection(
-        planner_flops_per_second=best["planner"]["planner"]["flops_per_second"],
-        train_samples_per_second=best["train"]["train"]["samples_per_second"],
-        env_steps_per_second=best["env"]["env_alone"]["steps_per_second"],
-        paper_forward_flops=_forward_flops(cheetah, paper),
-        measured_forward_flops=ensemble_lib.forward_flops(agent.ensemble.config),
-        paper_ensemble_size=paper.ensemble_size,
-        measured_ensemble_size=agent.config.ensemble_size,
-    )
-    basis = (
-        "measured at the paper sizes on half_cheetah"
-        if direct
-        else f"rescaled by FLOPs from preset={config.preset} env={config.env} (rough)"
-    )
-    rates_from = {k: r["population"] for k, r in best.items()}
-    return dict(**proj, rates_from_population=rates_from, basis=basis)
-
-
-def _add_scaling(results: list[dict]) -> None:
-    """vmap efficiency and batching speed-up of every rate, per wall and per CPU second."""
-    sizes = [r["population"] for r in results]
-    measures = {  # name: (work done, its record with 'seconds' and 'cpu_seconds')
-        "trial": (lambda r: r["population"] * r["steps"], lambda r: r["trial"]),
-        "env_alone": (
-            lambda r: r["population"] * r["env_alone"]["steps"],
-            lambda r: r["env_alone"],
-        ),
-        "train": (lambda r: r["train"]["samples"], lambda r: r["train"]),
-        "planner": (lambda r: r["planner"]["transitions"], lambda r: r["planner"]),
-    }
-    for name, (amount, record) in measures.items():
-        for suffix, field in (("", "seconds"), ("_cpu", "cpu_seconds")):
-            rates = [amount(r) / max(record(r)[field], 1e-9) for r in results]
-            for r, eff in zip(results, profiling.scaling_efficiency(sizes, rates), strict=True):
-                r.setdefault(f"vmap_efficiency{suffix}", {})[name] = eff
-                # throughput(N) / throughput(smallest N): N/N0 where batching is free (an
-                # idle accelerator), ~1 where one member already saturates the device (CPU).
-                r.setdefault(f"batching_speedup{suffix}", {})[name] = (
-                    eff * r["population"] / sizes[0]
-                )
 
 
 def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr)) -> dict:
@@ -359,10 +255,10 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
     agent = make_agent(config, steps)
     hparams = presets.study_hparams(agent)
     key = jax.random.PRNGKey(config.seed)
-    roofline = profiling.matmul_roofline()
+    roofline = timers.matmul_roofline()
     log(f"matmul 2048^3 float32: {roofline['flops_per_second'] / 1e9:.1f} GFLOP/s")
     results = []
-    for i, n in enumerate(config.populations):
+    for i, n in enumerate(config.population):
         key, sub = jax.random.split(key)
         profile_dir = config.profile_dir if i == 0 else None
         result = measure_population(
@@ -381,7 +277,7 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
             f"compile {result['compile_seconds_total']:.1f} s"
         )
     results.sort(key=lambda r: r["population"])
-    _add_scaling(results)
+    reports.add_scaling(results)
     key, model_key = jax.random.split(key)
     model_forward = planner_costs.measure_model_forward(
         agent, hparams, model_key, config.min_seconds
@@ -393,7 +289,7 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
     key, pad_key = jax.random.split(key)
     return dict(
         config=dict(dataclasses.asdict(config), steps=steps),
-        pets_config=agent.config._asdict(),
+        pets_config=dataclasses.asdict(agent.config),
         hparams=pets_lib.hparams_dict(hparams),
         device=dict(
             platform=jax.devices()[0].platform,
@@ -408,6 +304,6 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
         matmul=roofline,
         results=results,
         model_forward=model_forward,
-        padding=padding_report(config, agent, pad_key),
-        paper_scale_projection=projection(results, agent, config),
+        padding=reports.padding_report(config.env, agent, pad_key),
+        paper_scale_projection=reports.projection(results, agent, config.preset),
     )

@@ -1,4 +1,4 @@
-"""Table and plot of a population-throughput profile (`jaxmbrl.throughput.run`'s result).
+"""Table and plot of a population-throughput profile (`jaxmbrl.profiling.throughput.run`'s result).
 
 Throughput of vmapped PETS agents (Chua et al., NeurIPS 2018) in the setting of Zhang et al.,
 "On the Importance of Hyperparameter Optimization for Model-based Reinforcement Learning"
@@ -7,10 +7,7 @@ Throughput of vmapped PETS agents (Chua et al., NeurIPS 2018) in the setting of 
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 _COLUMNS = (
     ("N", lambda r: r["population"]),
@@ -75,7 +72,9 @@ def plot(result: dict, path: str) -> None:
     """Writes a PNG: rates vs population size, and scaling efficiency / roofline ratio."""
     rs = result["results"]
     sizes = [r["population"] for r in rs]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    # A Figure of its own (no pyplot state): safe in any process, any backend.
+    fig = Figure(figsize=(11, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     series = {
         "env steps/s (population program)": [r["env_steps_per_second"] for r in rs],
         "env steps/s (MJX alone)": [r["env_alone"]["steps_per_second"] for r in rs],
@@ -111,4 +110,3 @@ def plot(result: dict, path: str) -> None:
     ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -11,13 +11,13 @@ the one before it is used.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
-from absl import logging
 
 
 class Checkpointer:

@@ -1,0 +1,44 @@
+"""One way to map a function over a leading batch axis: all at once, or in groups.
+
+Used for environments (a guard against a batched-LAPACK hang of MJX's Newton solver on
+CPU hosts at large batches) and for populations of PETS agents (members one at a time on
+a CPU, all at once on an accelerator). Both are `jax.lax.map(..., batch_size=k)`: a
+sequential loop over groups of k vmapped calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+
+
+def batched_map(fn: Callable, batch_size: int | None = None) -> Callable:
+    """`fn` mapped over the leading axis of all its arguments.
+
+    Args:
+      fn: a function of unbatched pytrees.
+      batch_size: None: one `jax.vmap` of the whole batch. k >= 1: a `jax.lax.map` over
+        groups of at most k vmapped elements (k == 1: a plain sequential loop, no vmap, so a
+        `lax.cond` inside stays a real branch); a batch of at most k is one vmap.
+
+    Returns:
+      The mapped function: what `jax.vmap(fn)` computes, up to float rounding.
+    """
+    if batch_size is None:
+        return jax.vmap(fn)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be None or an int >= 1")
+    vmapped = jax.vmap(fn)
+
+    def mapped(*args):
+        sizes = {x.shape[0] if x.ndim else None for x in jax.tree.leaves(args)}
+        if len(sizes) != 1 or None in sizes:
+            raise ValueError(f"batched_map: arguments need one common leading size, got {sizes}")
+        (n,) = sizes
+        if batch_size > 1 and n <= batch_size:
+            return vmapped(*args)
+        group = None if batch_size == 1 else batch_size
+        return jax.lax.map(lambda xs: fn(*xs), args, batch_size=group)
+
+    return mapped

@@ -1,0 +1,67 @@
+"""Settings of one tuning run of Zhang et al. (AISTATS 2021): PETS tuned by one tuner.
+
+`TuneConfig` is the one source of `benchmarks/tune.py`'s flags (names, defaults, help and
+valid choices are generated from its fields) and of a run directory's `config.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxmbrl import envs, tuners
+from jaxmbrl.agents import presets
+from jaxmbrl.experiments import schedules
+from jaxmbrl.options import check_options, option
+
+# Every registered tuner, and `replay`: re-run a recorded schedule (`schedule.npz`).
+TUNERS = (*tuners.REGISTRY, "replay")
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig:
+    """Settings of one tuning run (the flags of `benchmarks/tune.py`)."""
+
+    env: str = option("cartpole", "Environment.", choices=envs.ALL_ENVS)
+    tuner: str = option("pbt", "Tuner (replay: re-run the schedule of --schedule).", choices=TUNERS)
+    population: int = option(4, "Population slots (members trained side by side).", low=1)
+    trials: int = option(8, "Budget per member in trials (Hyperband: the max budget R).", low=1)
+    ready_interval: int = option(2, "Trials between tuner updates.", low=1)
+    space: str = option(
+        "planning", "Search space (the study's groups).", choices=tuners.SPACE_NAMES
+    )
+    seed: int = option(0, "Random seed.")
+    preset: str = option("tiny", "Model/planner sizes.", choices=presets.PRESETS)
+    trial_length: int = option(
+        0, "Env steps per trial (0: the preset's; tiny caps episodes at 100).", low=0
+    )
+    eta: int = option(3, "Hyperband's halving rate eta.", low=2)
+    schedule: str = option("", "--tuner=replay: DIR/schedule.npz of an earlier run to replay.")
+    checkpoint_every: int = option(1, "Tuner steps per checkpoint.", low=1)
+    keep_checkpoints: int = option(2, "Checkpoints kept.", low=1)
+    member_batch: int = option(
+        0,
+        "Members per vmap: k runs groups of k in a lax.map (k >= population: one vmap of "
+        "all); 0: auto, one at a time on CPU, all at once on an accelerator.",
+        low=0,
+    )
+
+    def validate(self) -> None:
+        """Raises ValueError with one line naming the bad value and the valid range."""
+        check_options(self)
+        if self.ready_interval > self.trials:
+            raise ValueError(
+                f"ready_interval={self.ready_interval} must be <= trials={self.trials}"
+            )
+        if (self.tuner == "replay") != bool(self.schedule):
+            raise ValueError(
+                f"schedule={self.schedule!r}: a schedule is needed by, and only by, --tuner=replay"
+            )
+        if self.schedule:
+            population = schedules.load_schedule(self.schedule).source.shape[1]
+            if population != self.population:
+                raise ValueError(
+                    f"population={self.population} differs from the schedule's {population} "
+                    f"members ({self.schedule})"
+                )
+        if self.tuner == "pbt_bt" and self.population < 2:
+            raise ValueError(f"population={self.population} must be >= 2 for pbt_bt")

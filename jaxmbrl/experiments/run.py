@@ -1,0 +1,166 @@
+"""The host loop of a tuning run: records, checkpoints, resume, summary and plots.
+
+Zhang et al. (AISTATS 2021) ran 40 TensorFlow workers under Slurm; here every compiled call
+advances the whole PETS population by one trial (`Population.step`) and the tuner's update
+and exploit are one more compiled call. The host writes `members.jsonl` (one line per member
+per trial), checkpoints the whole run state with orbax every `checkpoint_every` tuner steps,
+and at the end writes `summary.json` and `schedule.npz` (plots: `jaxmbrl.analysis`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmbrl.experiments import checkpoint, rundir, schedules, tuning
+from jaxmbrl.experiments.config import TuneConfig
+
+
+def check_settings(out_dir: str, config: TuneConfig) -> None:
+    """A run directory belongs to one set of settings: refuse to mix two runs."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TuneConfig)}
+    rundir.check_settings(
+        out_dir, dataclasses.asdict(config), defaults, ignore=("checkpoint_every",)
+    )
+
+
+def member_records(
+    exp: tuning.Experiment,
+    run: tuning.RunState,
+    metrics_per_trial: list[dict],
+    parents: np.ndarray,
+    hparams: list[dict[str, Any]],
+) -> list[dict]:
+    """One JSON-able record per member per trial of the last tuner step."""
+    rows = []
+    for t, (active, metrics) in enumerate(metrics_per_trial):
+        for i in range(exp.config.population):
+            if not active[i]:
+                continue
+            rows.append(
+                dict(
+                    member=i,
+                    step=int(run.step),
+                    trial=int(run.elapsed) - len(metrics_per_trial) + t + 1,
+                    trial_return=float(metrics["trial_return"][i]),
+                    diverged=bool(metrics["diverged"][i] > 0.5),
+                    hparams=hparams[i],
+                    parent=int(parents[i]),
+                )
+            )
+    return rows
+
+
+def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Runs (or resumes) a tuning run and writes its results under `out_dir`.
+
+    Args:
+      config: the run's settings.
+      out_dir: results directory; a run already there with the same settings is resumed
+        from its newest complete checkpoint, one with other settings is refused.
+      log: progress sink (one line per tuner step).
+
+    Returns:
+      The summary (also written to `out_dir/summary.json`).
+    """
+    wall_start = time.perf_counter()
+    exp = tuning.build(config)
+    rundir.prepare_out_dir(out_dir)
+    check_settings(out_dir, config)
+    members_path = os.path.join(out_dir, "members.jsonl")
+    run_state = tuning.init_run(exp)
+    checkpointer = checkpoint.Checkpointer(
+        os.path.join(out_dir, "checkpoints"), config.keep_checkpoints, log=log
+    )
+    first = schedules.decision_record(run_state.tuner.decision)
+    meta = dict(members_lines=0, best=None, history=[], schedule=[first])
+    restored = checkpointer.restore_latest(run_state)
+    if restored is not None:
+        run_state, meta = restored
+        log(f"resumed from tuner step {int(run_state.step)} ({meta['members_lines']} records)")
+    rundir.truncate_lines(members_path, meta["members_lines"])
+    programs = tuning.compile_programs(exp, run_state)
+    log(f"compiled population step and tuner update in {programs.compile_seconds:.1f} s")
+
+    while (budget := tuning.remaining_budget(exp, run_state)).max() > 0:
+        step_start = time.perf_counter()
+        pop_state, per_trial = run_state.population, []
+        for t in range(int(budget.max())):
+            active = budget > t
+            pop_state, metrics = programs.step(pop_state, jnp.asarray(active))
+            per_trial.append((active, jax.device_get(metrics)))
+        parents = np.asarray(run_state.tuner.decision.source)
+        run_state = run_state._replace(
+            population=pop_state, elapsed=run_state.elapsed + int(budget.max())
+        )
+        hparams = exp.space.to_dicts(np.asarray(run_state.tuner.decision.hparams))
+        rows = member_records(exp, run_state, per_trial, parents, hparams)
+        key, update_key = jax.random.split(run_state.key)
+        tuner_state, pop_state, fitness = programs.update(
+            update_key, run_state.tuner, run_state.population
+        )
+        fitness = np.asarray(fitness)
+        fitness = np.where(np.isfinite(fitness), fitness, -np.inf)
+        best = int(np.argmax(fitness))
+        if meta["best"] is None or fitness[best] > meta["best"]["fitness"]:
+            meta["best"] = dict(
+                member=best,
+                fitness=float(fitness[best]),
+                step=int(run_state.step),
+                hparams=hparams[best],
+            )
+        finite = fitness[np.isfinite(fitness)]
+        meta["history"].append(
+            dict(
+                step=int(run_state.step),
+                trials=int(run_state.elapsed),
+                mean_fitness=float(finite.mean()) if finite.size else None,
+                best_fitness=float(finite.max()) if finite.size else None,
+                failed=int((~np.isfinite(fitness)).sum()),
+            )
+        )
+        run_state = tuning.RunState(
+            pop_state, tuner_state, key, run_state.step + 1, run_state.elapsed
+        )
+        meta["schedule"].append(schedules.decision_record(tuner_state.decision))
+        rundir.append_jsonl(members_path, rows)
+        meta["members_lines"] += len(rows)
+        h = meta["history"][-1]
+        num = lambda x: "     n/a" if x is None else f"{x:8.2f}"  # noqa: E731
+        log(
+            f"step {h['step']:3d}  trials {h['trials']:4d}  best {num(h['best_fitness'])}  "
+            f"mean {num(h['mean_fitness'])}  failed {h['failed']}  "
+            f"{time.perf_counter() - step_start:.1f} s"
+        )
+        if int(run_state.step) % config.checkpoint_every == 0:
+            checkpointer.save(int(run_state.step), run_state, meta)
+
+    summary = dict(
+        env=config.env,
+        tuner=config.tuner,
+        population=config.population,
+        trials=config.trials,
+        space=config.space,
+        preset=config.preset,
+        seed=config.seed,
+        tuner_steps=int(run_state.step),
+        best_return=meta["best"]["fitness"] if meta["best"] else None,
+        best_member=meta["best"]["member"] if meta["best"] else None,
+        best_hparams=meta["best"]["hparams"] if meta["best"] else None,
+        first_step=meta["history"][0] if meta["history"] else None,
+        last_step=meta["history"][-1] if meta["history"] else None,
+        wall_seconds=time.perf_counter() - wall_start,
+        compile_seconds=programs.compile_seconds,
+    )
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    schedules.save_schedule(os.path.join(out_dir, "schedule.npz"), meta["schedule"])
+    return summary
