@@ -17,42 +17,41 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 
 from absl import app, flags, logging
 
 from benchmarks import _cli
+from jaxmbrl import runtime
+from jaxmbrl.analysis import study_report
 from jaxmbrl.experiments import study
 
-_DEFINE = {
-    "str": flags.DEFINE_string,
-    "int": flags.DEFINE_integer,
-    "float": flags.DEFINE_float,
-    "tuple[str, ...]": flags.DEFINE_list,
-    "tuple[int, ...]": flags.DEFINE_list,
-}
-_FIELDS = {f.name: f for f in dataclasses.fields(study.StudyConfig)}
-for _name, _field in _FIELDS.items():
-    _default = _field.default if _name == "scale" else None
-    _help = _field.metadata.get("help", "")
-    if _name != "scale":
-        _help += " Default: the scale's."
-    _DEFINE[_field.type](_name, _default, _help)
+
+def define_flags() -> None:
+    _cli.define_flags(study.StudyConfig)
+    for name in flags.FLAGS:  # the generated help shows the ci values
+        if name in {f.name for f in dataclasses.fields(study.StudyConfig)} - {"scale"}:
+            flags.FLAGS[name].help += " (unset: the --scale's value)"
+    flags.adopt_module_key_flags(_cli)
 
 
 def _overrides() -> dict:
+    """The flags given on the command line, typed as the config's fields."""
     out = {}
-    for name, field in _FIELDS.items():
-        if name == "scale" or not flags.FLAGS[name].present:
+    for field in dataclasses.fields(study.StudyConfig):
+        holder = flags.FLAGS[field.name]
+        if field.name == "scale" or not holder.present:
             continue
-        value = flags.FLAGS[name].value
-        if field.type == "tuple[int, ...]":
+        base, is_tuple, _ = _cli._field_type(study.StudyConfig, field.name)
+        value = holder.value
+        if is_tuple:
             try:
-                value = tuple(int(v) for v in value)
+                value = tuple(base(v) for v in value)
             except ValueError:
-                _cli.usage_error(f"--{name}={','.join(value)}: expected integers, e.g. 0,1,2")
-        elif field.type == "tuple[str, ...]":
-            value = tuple(value)
-        out[name] = value
+                _cli.usage_error(
+                    f"--{field.name}={','.join(value)}: each value must be a {base.__name__}"
+                )
+        out[field.name] = value
     return out
 
 
@@ -61,22 +60,27 @@ def main(argv: list[str]) -> None:
         _cli.usage_error(f"unexpected arguments {argv[1:]}")
     try:
         config = study.make_config(flags.FLAGS.scale, **_overrides())
-        entries = study.plan(config)
-        study.check_plan(config, entries)
+        study.check_plan(config, study.plan(config))
     except ValueError as error:
         _cli.usage_error(str(error))
-    _cli.enable_compilation_cache()
+    _cli.prepare_out(config.out)
+    runtime.enable_compilation_cache()
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    start = time.perf_counter()
     try:
-        result = study.run_study(config, log=log)
+        manifest = study.run_study(config, log=log)
     except ValueError as error:
         _cli.usage_error(str(error))
+    result = study_report.write_study(
+        manifest, study.study_settings(config), time.perf_counter() - start
+    )
     for line in result["findings"]:
         print(line)
     print(f"report: {config.out}/report.md; {result['wall_seconds']:.0f} s wall")
 
 
 if __name__ == "__main__":
-    _cli.prefer_wide_vectors()  # before JAX initialises its backend
+    _cli.start()
+    define_flags()
     app.run(main, flags_parser=_cli.parse_flags)

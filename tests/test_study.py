@@ -12,8 +12,7 @@ from scipy import stats
 
 from jaxmbrl import tuners
 from jaxmbrl.analysis import study as analysis
-from jaxmbrl.analysis import study_runs, study_schedules
-from jaxmbrl.experiments import study
+from jaxmbrl.experiments import study, study_runs
 from jaxmbrl.tuners.base import Decision
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,10 +44,10 @@ def _binary(*args, timeout=1500):
 @pytest.mark.parametrize(
     "flag, words",
     [
-        ("--scale=huge", ["huge", "ci, cpu, paper"]),
+        ("--scale=huge", ["huge", "ci"]),
         ("--envs=cartpole,moon", ["moon", "half_cheetah"]),
         ("--tuners=random", ["random", "random_search"]),
-        ("--seeds=0,a", ["seeds", "integers"]),
+        ("--seeds=0,a", ["seeds=0,a", "int"]),
         ("--trials=-1", ["trials=-1"]),
         ("--transfer_seeds=0", ["transfer_seeds"]),
     ],
@@ -129,9 +128,9 @@ def test_fixed_schedules_hold_values_and_reencode_across_spaces():
             dict(num_cem_iters=4, cem_popsize=300, cem_alpha=0.1, cem_elites_ratio=0.1, plan_hor=50)
         )
     )
-    moved = b.to_dicts(study_schedules.reencode(unit, a, b)[None])[0]
+    moved = b.to_dicts(study_runs.reencode(unit, a, b)[None])[0]
     assert moved["cem_popsize"] == 300 and moved["plan_hor"] == 40  # clipped to reacher's range
-    sched = study_schedules.fixed_schedule(unit, 3, 2)
+    sched = study_runs.fixed_schedule(unit, 3, 2)
     assert sched.hparams.shape == (1, 3, a.dim) and sched.restart.all()
     assert (sched.source == np.arange(3)).all() and (sched.budget == 2).all()
 

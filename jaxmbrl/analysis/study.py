@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from jaxmbrl.analysis import study_runs
+from jaxmbrl.experiments import study_runs
 from jaxmbrl.tuners.hyperband import brackets
 
 SPEARMAN_SOURCES = study_runs.STATIC_TUNERS

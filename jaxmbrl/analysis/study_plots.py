@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from jaxmbrl.analysis import study_runs
+from jaxmbrl.experiments import study_runs
 
 COLORS = dict(random_search="C0", hyperband="C1", pbt="C2", pbt_bt="C3", default="k")
 

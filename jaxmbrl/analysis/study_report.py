@@ -7,7 +7,15 @@ next to them are the reader's to weigh.
 
 from __future__ import annotations
 
+import json
+import math
+import os
 from typing import Any
+
+import numpy as np
+
+from jaxmbrl.analysis import plots, study_plots
+from jaxmbrl.analysis import study as analysis
 
 
 def _f(x: Any, digits: int = 1) -> str:
@@ -208,3 +216,42 @@ def write_report(study: dict, path: str) -> None:
     ]
     with open(path, "w") as f:
         f.write("\n".join(out))
+
+
+def write_study(manifest: list[dict], settings: dict[str, Any], wall_seconds: float) -> dict:
+    """Analyses the study's runs into OUT/study.json, OUT/report.md and PNGs.
+
+    Args:
+      manifest: `jaxmbrl.experiments.study.run_study`'s list of run directories.
+      settings: `jaxmbrl.experiments.study.study_settings(config)`.
+      wall_seconds: the runs' wall time, for the report.
+
+    Returns:
+      The study dict as written to study.json.
+    """
+    out_dir = settings["config"]["out"]
+    for e in manifest:  # each run directory's own returns.png / schedules.png
+        plots.plot_run(os.path.join(e["dir"], "members.jsonl"), e["dir"])
+    study = analysis.analyse(manifest, settings)
+    for key in ("config", "populations", "hyperband_member_trials"):
+        study[key] = settings[key]
+    study["figures"] = study_plots.plot_study(study, manifest, out_dir)
+    study["wall_seconds"] = wall_seconds
+    study["findings"] = findings(study)
+    with open(os.path.join(out_dir, "study.json"), "w") as f:
+        json.dump(_json_safe(study), f, indent=1, allow_nan=False)
+    write_report(study, os.path.join(out_dir, "report.md"))
+    return study
+
+
+def _json_safe(value: Any) -> Any:
+    """Nested value with NaN/inf as None and numpy values as Python ones."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.generic, np.ndarray)):
+        return _json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

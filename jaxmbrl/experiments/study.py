@@ -5,8 +5,9 @@ For every env and seed it runs the four tuners (random search, Hyperband, PBT, P
 the untuned default PETS at (about) the same total budget in member-trials, each as an
 ordinary tuning-run directory OUT/ENV/TUNER/seedK (resumable and readable alone); then it
 replays each tuner's best result (the static incumbent, or the best member's hyperparameter
-schedule) on new seeds and other envs (OUT/ENV/transfer/...), and analyses everything into
-OUT/study.json, OUT/report.md and PNGs (`jaxmbrl.analysis.study*`).
+schedule) on new seeds and other envs (OUT/ENV/transfer/...). `run_study` returns the
+manifest of run directories; `jaxmbrl.analysis.study_report.write_study` turns it into
+OUT/study.json, OUT/report.md and PNGs (analysis sits above experiments).
 
 The default is a replay (tuner 'replay') of a one-step schedule in which every member starts
 fresh with the space's default hyperparameters and keeps them: the existing replay tuner,
@@ -18,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,54 +26,43 @@ import numpy as np
 
 from jaxmbrl import envs, tuners
 from jaxmbrl.agents import presets
-from jaxmbrl.analysis import study_schedules
+from jaxmbrl.experiments import study_runs
+from jaxmbrl.experiments.hparams import config_for_space
+from jaxmbrl.options import check_options, option
 from jaxmbrl.tuners.base import Decision
 
-TUNERS = ("random_search", "hyperband", "pbt", "pbt_bt")
+TUNERS = tuners.TUNERS  # random_search, hyperband, pbt, pbt_bt
 STUDY_TUNERS = TUNERS + ("default",)
 SCALES = ("ci", "cpu", "paper")
+_SPACES = tuners.SPACE_NAMES  # the field `tuners` shadows the module in the class body
 
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-    """Settings of the study (the binary's flags are generated from these fields)."""
+    """Settings of the study (`benchmarks/study.py`'s flags are generated from these fields;
+    a flag left unset takes its value from `--scale`, see `make_config`)."""
 
-    scale: str = dataclasses.field(default="ci", metadata=dict(help="ci | cpu | paper."))
-    out: str = dataclasses.field(default="runs/study", metadata=dict(help="Output directory."))
-    envs: tuple[str, ...] = dataclasses.field(
-        default=("cartpole",), metadata=dict(help="Environments tuned on.")
-    )
-    tuners: tuple[str, ...] = dataclasses.field(
-        default=STUDY_TUNERS, metadata=dict(help="Subset of " + ",".join(STUDY_TUNERS) + ".")
-    )
-    seeds: tuple[int, ...] = dataclasses.field(default=(0, 1), metadata=dict(help="Tuning seeds."))
-    transfer_seeds: tuple[int, ...] = dataclasses.field(
-        default=(100,), metadata=dict(help="New seeds the best results are replayed on.")
-    )
-    transfer_envs: tuple[str, ...] = dataclasses.field(
-        default=(), metadata=dict(help="Other envs the best results are replayed on.")
-    )
-    population: int = dataclasses.field(
-        default=0, metadata=dict(help="Slots; 0: Hyperband's member-trials / trials, rounded.")
-    )
-    trials: int = dataclasses.field(
-        default=6, metadata=dict(help="Trials per member (Hyperband's max); 0: the study's.")
-    )
-    ready_interval: int = dataclasses.field(default=2, metadata=dict(help="Trials per update."))
-    trial_length: int = dataclasses.field(
-        default=30, metadata=dict(help="Env steps per trial; 0: the preset's.")
-    )
-    preset: str = dataclasses.field(default="tiny", metadata=dict(help="tiny | paper."))
-    space: str = dataclasses.field(default="planning", metadata=dict(help="Search space."))
-    eta: int = dataclasses.field(default=3, metadata=dict(help="Hyperband's eta."))
-    member_batch: int = dataclasses.field(default=0, metadata=dict(help="0: auto."))
-    confidence: float = dataclasses.field(default=0.95, metadata=dict(help="CI level."))
-    resamples: int = dataclasses.field(default=9999, metadata=dict(help="Bootstrap resamples."))
+    scale: str = option("ci", "Sizes and budgets: ci | cpu | paper.", choices=SCALES)
+    out: str = option("runs/study", "Output directory (runs, report.md, study.json, PNGs).")
+    envs: tuple[str, ...] = option(("cartpole",), "Environments tuned on.")
+    tuners: tuple[str, ...] = option(STUDY_TUNERS, "Subset of " + ",".join(STUDY_TUNERS) + ".")
+    seeds: tuple[int, ...] = option((0, 1), "Tuning seeds.")
+    transfer_seeds: tuple[int, ...] = option((100,), "New seeds the best results replay on.")
+    transfer_envs: tuple[str, ...] = option((), "Other envs the best results replay on.")
+    population: int = option(0, "Slots; 0: Hyperband's member-trials / trials.", low=0)
+    trials: int = option(6, "Trials per member (Hyperband's max); 0: the study's.", low=0)
+    ready_interval: int = option(2, "Trials per tuner update (PBT step).", low=1)
+    trial_length: int = option(30, "Env steps per trial; 0: the preset's.", low=0)
+    preset: str = option("tiny", "Model/planner sizes.", choices=presets.PRESETS)
+    space: str = option("planning", "Search space.", choices=_SPACES)
+    eta: int = option(3, "Hyperband's halving rate eta.", low=2)
+    member_batch: int = option(0, "Members per vmap; 0: auto.", low=0)
+    confidence: float = option(0.95, "Bootstrap confidence level.", low=0.5, high=0.999)
+    resamples: int = option(9999, "Bootstrap resamples.", low=100)
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid choices."""
-        if self.scale not in SCALES:
-            raise ValueError(f"unknown scale {self.scale!r}; valid: {', '.join(SCALES)}")
+        check_options(self)
         for name, valid in (
             ("envs", envs.ALL_ENVS),
             ("transfer_envs", envs.ALL_ENVS),
@@ -86,19 +75,6 @@ class StudyConfig:
             raise ValueError("envs, tuners and seeds must each name at least one entry")
         if set(self.seeds) & set(self.transfer_seeds):
             raise ValueError(f"transfer_seeds {self.transfer_seeds} must differ from seeds")
-        for name, low in (
-            ("population", 0),
-            ("trials", 0),
-            ("ready_interval", 1),
-            ("trial_length", 0),
-            ("eta", 2),
-            ("member_batch", 0),
-            ("resamples", 100),
-        ):
-            if getattr(self, name) < low:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= {low}")
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"confidence={self.confidence} must be in (0, 1)")
 
 
 _SCALE_SETTINGS = {
@@ -177,28 +153,26 @@ def tune_settings(config: StudyConfig, env: str, tuner: str, seed: int, schedule
 
 
 def tuning_api(settings: dict, out_dir: str | None = None, log: Callable = print):
-    """The one adapter to the tuning-run API (moving to `jaxmbrl.experiments`).
+    """The one adapter to the tuning-run API (`jaxmbrl.experiments.TuneConfig` and `run`).
 
     With `out_dir` None: validates `settings` and returns them as the run directory's
     config.json will hold them; else runs (or resumes) the run and returns its summary.
     """
-    from jaxmbrl import tuning as api  # after the move: from jaxmbrl import experiments
+    from jaxmbrl.experiments import config as config_lib
+    from jaxmbrl.experiments import run as run_lib
 
-    settings = dict(
-        settings, tuner={"random_search": "random"}.get(settings["tuner"], settings["tuner"])
-    )
-    config = api.TuneConfig(**settings)
+    config = config_lib.TuneConfig(**settings)
     if out_dir is None:
-        if config.tuner != "replay":
+        if config.tuner != "replay":  # a replay's schedule is written later
             config.validate()
         return dataclasses.asdict(config)
-    return api.run(config, out_dir, log=log)
+    return run_lib.run(config, out_dir, log=log)
 
 
 def searched_space(config: StudyConfig, env: str) -> tuners.SearchSpace:
     """The space a run on `env` searches (the preset scales shape-valued ranges)."""
     overrides = {"trial_length": config.trial_length} if config.trial_length else {}
-    return presets.config_for_space(
+    return config_for_space(
         envs.load(env),
         config.preset,
         env_trials(config, env),
@@ -267,16 +241,14 @@ def _run(entry: dict, log: Callable) -> None:
 
 def _default_schedule(config: StudyConfig, env: str) -> str:
     space = searched_space(config, env)
-    sched = study_schedules.fixed_schedule(
+    sched = study_runs.fixed_schedule(
         np.asarray(space.default_unit()), env_population(config, env), config.ready_interval
     )
-    return study_schedules.save_schedule(
-        os.path.join(config.out, env, "schedules", "default"), sched
-    )
+    return study_runs.save_schedule(os.path.join(config.out, env, "schedules", "default"), sched)
 
 
 def _best_schedule(config, env, target, best) -> Decision:
-    return study_schedules.best_schedule(
+    return study_runs.best_schedule(
         best,
         searched_space(config, env),
         searched_space(config, target),
@@ -288,8 +260,6 @@ def _best_schedule(config, env, target, best) -> Decision:
 def plan_transfer(config: StudyConfig, entries: list[dict]) -> list[dict]:
     """Replays of each tuner's best result (over seeds) on the transfer seeds, on its own
     env and on every transfer env; and the default on the same seeds and envs."""
-    from jaxmbrl.analysis import study_runs
-
     out, targets_used = [], set()
     for env in config.envs:
         targets = [env] + [t for t in config.transfer_envs if t != env]
@@ -308,9 +278,7 @@ def plan_transfer(config: StudyConfig, entries: list[dict]) -> list[dict]:
             for target in targets:
                 targets_used.add(target)
                 stem = os.path.join(config.out, env, "schedules", f"best_{tuner}.{target}")
-                path = study_schedules.save_schedule(
-                    stem, _best_schedule(config, env, target, best)
-                )
+                path = study_runs.save_schedule(stem, _best_schedule(config, env, target, best))
                 name = f"{env}.{tuner}.{os.path.basename(path).split('.')[-2]}"
                 for seed in config.transfer_seeds:
                     run_dir = os.path.join(config.out, target, "transfer", name, f"seed{seed}")
@@ -348,16 +316,14 @@ def plan_transfer(config: StudyConfig, entries: list[dict]) -> list[dict]:
     return out
 
 
-def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Runs (or resumes) every part of the study, then analyses it (see module docstring).
+def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> list[dict]:
+    """Runs (or resumes) every tuning and transfer run of the study.
 
     Returns:
-      The study dict (also OUT/study.json); OUT/report.md and the PNGs beside it.
+      The manifest (also OUT/manifest.json): one entry per run directory (env, tuner, seed,
+      dir, role 'tune' or 'transfer', schedule; transfers: source_env, source_fitness,
+      source_dir), what `jaxmbrl.analysis.study_report.write_study` analyses.
     """
-    from jaxmbrl.analysis import study as analysis
-    from jaxmbrl.analysis import study_plots, study_report
-
-    start = time.perf_counter()
     config.validate()
     entries = plan(config)
     check_plan(config, entries)
@@ -367,9 +333,7 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
             path = _default_schedule(config, env)
             for e in entries:
                 if (e["env"], e["tuner"]) == (env, "default"):
-                    e.update(
-                        schedule=path, settings=dict(e["settings"], tuner="replay", schedule=path)
-                    )
+                    e.update(schedule=path, settings=dict(e["settings"], schedule=path))
     for e in entries:
         _run(e, log)
     transfer = plan_transfer(config, entries) if config.transfer_seeds else []
@@ -378,35 +342,19 @@ def run_study(config: StudyConfig, log: Callable[[str], None] = print) -> dict[s
     manifest = [{k: v for k, v in e.items() if k != "settings"} for e in entries + transfer]
     with open(os.path.join(config.out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
-    settings = dict(
+    return manifest
+
+
+def study_settings(config: StudyConfig) -> dict[str, Any]:
+    """What the analyses need to know about the study besides its runs."""
+    return dict(
+        config=dataclasses.asdict(config),
         eta=config.eta,
         confidence=config.confidence,
         resamples=config.resamples,
         trials={env: env_trials(config, env) for env in config.envs},
+        populations={env: env_population(config, env) for env in config.envs},
+        hyperband_member_trials={
+            env: hyperband_member_trials(env_trials(config, env), config.eta) for env in config.envs
+        },
     )
-    study = analysis.analyse(manifest, settings)
-    study["config"] = dataclasses.asdict(config)
-    study["populations"] = {env: env_population(config, env) for env in config.envs}
-    study["hyperband_member_trials"] = {
-        env: hyperband_member_trials(env_trials(config, env), config.eta) for env in config.envs
-    }
-    study["figures"] = study_plots.plot_study(study, manifest, config.out)
-    study["wall_seconds"] = time.perf_counter() - start
-    study["findings"] = study_report.findings(study)
-    with open(os.path.join(config.out, "study.json"), "w") as f:
-        json.dump(_json_safe(study), f, indent=1, allow_nan=False)
-    study_report.write_report(study, os.path.join(config.out, "report.md"))
-    return study
-
-
-def _json_safe(value: Any) -> Any:
-    """Nested value with NaN/inf as None and numpy scalars as Python numbers."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.generic, np.ndarray)):
-        return _json_safe(value.tolist())
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

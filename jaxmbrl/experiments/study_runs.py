@@ -1,4 +1,5 @@
-"""Reading one tuning-run directory back: lineages, trajectories, fitness, the best member.
+"""Reading a tuning-run directory back (lineages, trajectories, fitness, the best member) and
+writing its best result as a replayable schedule.
 
 For the study of Zhang et al. (AISTATS 2021). A run directory holds `members.jsonl` (one
 line per member per trial: step, trial, trial_return, diverged, hparams, parent),
@@ -7,10 +8,17 @@ tuner step t) and `config.json`. Fitness is the population's: the mean return of
 trials since the (re)start of what the slot holds, -inf once a trial diverged or was
 non-finite (`population.fitness`); a copy (PBT) carries the parent's returns along, so
 fitness is computed along the lineage.
+
+The study re-ran the best configurations and PBT's learned schedules on new seeds (Sec. 5).
+Here each becomes a `schedule.npz` that `--tuner=replay` runs: every member starts fresh and
+follows the same hyperparameters (held for a static configuration, step by step for a
+dynamic schedule), without copies, so the N members are N independent samples of the result.
+For another env the values (not the unit coordinates) are carried over, clipped to its ranges.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -19,17 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from jaxmbrl import tuners
+from jaxmbrl.experiments.schedules import load_schedule
 from jaxmbrl.tuners.base import Decision
 
 FITNESS_WINDOW = 3
 STATIC_TUNERS = ("random_search", "hyperband")
 DYNAMIC_TUNERS = ("pbt", "pbt_bt")
-
-
-def load_schedule(path: str) -> Decision:
-    """A `schedule.npz` as a Decision of numpy arrays with leading axis [T + 1, N]."""
-    with np.load(path) as data:
-        return Decision(**{k: np.asarray(data[k]) for k in Decision._fields})
 
 
 def load_run(run_dir: str) -> dict[str, Any]:
@@ -223,3 +227,54 @@ def mean_curve(run: dict) -> tuple[list[int], list[float]]:
             per_trial[r["trial"]].append(r["trial_return"])
     trials = sorted(per_trial)
     return trials, [float(np.mean(per_trial[t])) for t in trials]
+
+
+def save_schedule(stem: str, schedule: Decision) -> str:
+    """Writes a replayable STEM.HASH.npz (+ .json beside it); returns the .npz path.
+
+    The content hash in the name keeps a resumed study from replaying a changed schedule
+    under an old run directory.
+    """
+    arrays = {k: np.asarray(v) for k, v in schedule._asdict().items()}
+    digest = hashlib.sha1()
+    for k in Decision._fields:
+        digest.update(np.ascontiguousarray(arrays[k]).tobytes())
+    path = f"{stem}.{digest.hexdigest()[:8]}.npz"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.savez(path, **arrays)
+    with open(path[: -len(".npz")] + ".json", "w") as f:
+        json.dump({k: v.tolist() for k, v in arrays.items()}, f)
+    return path
+
+
+def fixed_schedule(unit: np.ndarray, population: int, budget: np.ndarray | int) -> Decision:
+    """Every member starts fresh and follows `unit` ([D] held, or [T + 1, D] per step)."""
+    unit = np.asarray(unit, np.float32)
+    unit = unit[None] if unit.ndim == 1 else unit
+    sched = tuners.hparams_schedule(unit, population, np.asarray(budget))
+    return Decision(*(np.asarray(x) for x in sched))
+
+
+def reencode(unit: np.ndarray, source: tuners.SearchSpace, target: tuners.SearchSpace):
+    """Unit hyperparameters of `source` as the same values (clipped) in `target`."""
+    values = {k: np.asarray(v) for k, v in source.from_unit(np.asarray(unit, np.float32)).items()}
+    return np.asarray(target.to_unit({k: values[k] for k in target.names}))
+
+
+def best_schedule(
+    best: dict,
+    source: tuners.SearchSpace,
+    target: tuners.SearchSpace,
+    population: int,
+    ready_interval: int,
+) -> Decision:
+    """The replayable schedule of `best` (`study_runs.best_of_run`) in `target`'s space."""
+    if best["kind"] == "static":
+        unit = np.asarray(best["unit"], np.float32)
+        return fixed_schedule(reencode(unit, source, target), population, ready_interval)
+    unit = np.asarray(best["unit_schedule"], np.float32)
+    budget = np.asarray(best["budget_schedule"])
+    first = int(np.flatnonzero(~np.isnan(unit[:, 0]))[0])
+    unit[:first] = unit[first]  # a PBT-BT lineage that starts at an archive restore
+    budget = np.where(budget > 0, budget, ready_interval)
+    return fixed_schedule(reencode(unit, source, target), population, budget)
