@@ -158,15 +158,14 @@ def tuning_api(settings: dict, out_dir: str | None = None, log: Callable = print
     With `out_dir` None: validates `settings` and returns them as the run directory's
     config.json will hold them; else runs (or resumes) the run and returns its summary.
     """
-    from jaxmbrl.experiments import config as config_lib
-    from jaxmbrl.experiments import run as run_lib
+    from jaxmbrl import experiments  # lazily: this module is part of the package
 
-    config = config_lib.TuneConfig(**settings)
+    config = experiments.TuneConfig(**settings)
     if out_dir is None:
         if config.tuner != "replay":  # a replay's schedule is written later
             config.validate()
         return dataclasses.asdict(config)
-    return run_lib.run(config, out_dir, log=log)
+    return experiments.run(config, out_dir, log=log)
 
 
 def searched_space(config: StudyConfig, env: str) -> tuners.SearchSpace:
