@@ -161,7 +161,17 @@ def analyse(manifest: list[dict], settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _strip(b: dict) -> dict:
-    keep = ("kind", "seed", "dir", "member", "fitness", "final_return", "hparams", "budget")
+    keep = (
+        "kind",
+        "seed",
+        "dir",
+        "member",
+        "fitness",
+        "final_return",
+        "hparams",
+        "budget",
+        "trained",
+    )
     out = {k: b[k] for k in keep if k in b}
     out["fitness"], out["final_return"] = _num(out["fitness"]), _num(out["final_return"])
     if isinstance(out.get("hparams"), list):  # dynamic: the last hyperparameters used

@@ -173,19 +173,23 @@ def best_of_run(run: dict, tuner: str, max_budget: int) -> dict | None:
         trs = trajectory_table(run)
         if not trs:
             return None
-        top = max(len(t["returns"]) for t in trs)
-        full = [t for t in trs if len(t["returns"]) >= min(top, max_budget)]
-        tr = max(full, key=lambda t: (t["fitness"][-1], -t["slot"]))
+        # The result at the full budget: after exactly `max_budget` trials of training (a
+        # trajectory that trained longer is read at that budget).
+        budget = min(max(len(t["returns"]) for t in trs), max_budget)
+        full = [t for t in trs if len(t["returns"]) >= budget]
+        tr = max(full, key=lambda t: (t["fitness"][budget - 1], -t["slot"]))
+        returns = tr["returns"][:budget]
         return dict(
             kind="static",
             member=tr["slot"],
-            fitness=tr["fitness"][-1],
-            final_return=_final_return(tr["returns"]),
-            returns=tr["returns"],
-            trial=list(range(1, len(tr["returns"]) + 1)),
+            fitness=tr["fitness"][budget - 1],
+            final_return=_final_return(returns),
+            returns=returns,
+            trial=list(range(1, budget + 1)),
             unit=tr["unit"],
             hparams=tr["hparams"],
-            budget=len(tr["returns"]),
+            budget=budget,
+            trained=len(tr["returns"]),
         )
     lins = member_lineages(run)
     if not lins:
