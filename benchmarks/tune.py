@@ -20,6 +20,7 @@ from absl import app, flags, logging
 
 from benchmarks import _cli
 from jaxmbrl import analysis, experiments, runtime
+from jaxmbrl.experiments.progress import Progress
 
 
 def define_flags() -> None:
@@ -42,10 +43,13 @@ def main(argv: list[str]) -> None:
     runtime.enable_compilation_cache()
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    progress = Progress(log=log)  # a bar on a terminal, plain lines otherwise
     try:
-        summary = experiments.run(config, out, log=log)
+        summary = experiments.run(config, out, log=log, progress=progress)
     except ValueError as error:  # settings of another run in --out: nothing was written
         _cli.usage_error(str(error))
+    finally:
+        progress.close()
     analysis.plot_run(os.path.join(out, "members.jsonl"), out)
     num = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
     first, last = summary["first_step"] or {}, summary["last_step"] or {}

@@ -22,13 +22,18 @@ import numpy as np
 
 from jaxmbrl.experiments import checkpoint, rundir, schedules, tuning
 from jaxmbrl.experiments.config import TuneConfig
+from jaxmbrl.experiments.progress import Progress
 
 
 def check_settings(out_dir: str, config: TuneConfig) -> None:
     """A run directory belongs to one set of settings: refuse to mix two runs."""
     defaults = {f.name: f.default for f in dataclasses.fields(TuneConfig)}
     rundir.check_settings(
-        out_dir, dataclasses.asdict(config), defaults, ignore=("checkpoint_every",)
+        out_dir,
+        dataclasses.asdict(config),
+        defaults,
+        # Neither changes a result: checkpoints and progress lines only.
+        ignore=("checkpoint_every", "progress_every"),
     )
 
 
@@ -59,7 +64,12 @@ def member_records(
     return rows
 
 
-def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(
+    config: TuneConfig,
+    out_dir: str,
+    log: Callable[[str], None] = print,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Runs (or resumes) a tuning run and writes its results under `out_dir`.
 
     Args:
@@ -67,12 +77,18 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
       out_dir: results directory; a run already there with the same settings is resumed
         from its newest complete checkpoint, one with other settings is refused.
       log: progress sink (one line per tuner step).
+      progress: shows env steps inside each compiled step when `config.progress_every`
+        > 0 (default: plain lines through `log`, at most one every 10 s).
 
     Returns:
       The summary (also written to `out_dir/summary.json`).
     """
     wall_start = time.perf_counter()
-    exp = tuning.build(config)
+    own_progress = bool(config.progress_every) and progress is None
+    if own_progress:
+        progress = Progress(log=log, bar=False)
+    on_progress = progress.update if config.progress_every else None
+    exp = tuning.build(config, on_progress=on_progress)
     rundir.prepare_out_dir(out_dir)
     check_settings(out_dir, config)
     members_path = os.path.join(out_dir, "members.jsonl")
@@ -95,8 +111,13 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
         pop_state, per_trial = run_state.population, []
         for t in range(int(budget.max())):
             active = budget > t
+            if on_progress is not None:
+                label = f"step {int(run_state.step)} trial {t + 1}/{int(budget.max())}"
+                progress.start(label, int(active.sum()), exp.agent.config.trial_length)
             pop_state, metrics = programs.step(pop_state, jnp.asarray(active))
             per_trial.append((active, jax.device_get(metrics)))
+            if on_progress is not None:
+                progress.finish()
         parents = np.asarray(run_state.tuner.decision.source)
         run_state = run_state._replace(
             population=pop_state, elapsed=run_state.elapsed + int(budget.max())
@@ -163,4 +184,6 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     schedules.save_schedule(os.path.join(out_dir, "schedule.npz"), meta["schedule"])
+    if own_progress:
+        progress.close()
     return summary
