@@ -111,7 +111,9 @@ def analyse(manifest: list[dict], settings: dict[str, Any]) -> dict[str, Any]:
                 b = study_runs.best_of_run(run, kind, trials)
                 if b is None:
                     continue
-                b.update(seed=e["seed"], dir=e["dir"])
+                lineages = study_runs.member_lineages(run)
+                worst = min(lineages, key=lambda x: x["fitness"])["member"] if lineages else None
+                b.update(seed=e["seed"], dir=e["dir"], worst_member=worst)  # videos: best/worst
                 best.setdefault(tuner, []).append(b)
                 per_seed.append(b)
                 curves.append(dict(seed=e["seed"], trial=b["trial"], returns=b["returns"]))
@@ -171,6 +173,7 @@ def _strip(b: dict) -> dict:
         "hparams",
         "budget",
         "trained",
+        "worst_member",
     )
     out = {k: b[k] for k in keep if k in b}
     out["fitness"], out["final_return"] = _num(out["fitness"]), _num(out["final_return"])

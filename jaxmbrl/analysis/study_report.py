@@ -211,7 +211,7 @@ def write_report(study: dict, path: str) -> None:
         "## Videos",
         "",
         "<!-- hook: a video of the best and the worst member (benchmarks/render.py) goes "
-        "here; study.json envs.ENV.best lists each run's best member and its dir. -->",
+        "here; study.json envs.ENV.best.TUNER[] gives each run's dir, member and worst_member. -->",
         "",
     ]
     with open(path, "w") as f:
