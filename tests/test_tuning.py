@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from jaxmbrl import analysis
+from jaxmbrl import analysis, tuners
 from jaxmbrl import experiments as tuning
 from jaxmbrl.experiments import checkpoint, rundir
 
@@ -58,6 +58,15 @@ def test_every_tuner_completes_a_run(tuner, tmp_path):
     if tuner != "hyperband":  # every slot runs the whole budget
         assert len(rows) == config.population * config.trials
         assert max(r["trial"] for r in rows) == config.trials
+    else:  # Li et al.'s member-trials: promoted configurations continue (or retrain)
+        brackets = tuners.brackets(config.trials, config.eta)
+        continued = sum(
+            n * (r - p)
+            for b in brackets
+            for (n, r), p in zip(b, [0] + [r for _, r in b][:-1], strict=True)
+        )
+        retrained = sum(n * r for b in brackets for n, r in b)
+        assert continued <= len(rows) <= retrained
     assert any(line.startswith("step") for line in lines)
 
 

@@ -146,6 +146,9 @@ def remaining_budget(exp: Experiment, run: RunState) -> np.ndarray:
     if exp.config.tuner == "hyperband":
         if bool(tuners.is_done(run.tuner)):
             return np.zeros_like(budget)
+        # Hyperband counts one trial per update (its budget is what a job has left), so
+        # it is updated after every trial: running the whole budget first over-trained.
+        budget = np.minimum(budget, 1)
     else:
         budget = np.minimum(budget, exp.config.trials - int(run.elapsed))
     return np.maximum(budget, 0)
