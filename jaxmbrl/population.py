@@ -115,6 +115,7 @@ def make_population(
     hparams_fn: Callable[[jax.Array], Any],
     fitness_window: int = 3,
     member_batch: int | None = None,
+    member_map: Callable[[Callable], Callable] | None = None,
 ) -> Population:
     """Wraps an agent (`init(key, hparams)`, `trial_and_train(key, state, hparams)`).
 
@@ -140,7 +141,9 @@ def make_population(
     if fitness_window < 1:
         raise ValueError(f"fitness_window={fitness_window} must be >= 1")
     n = population_size
-    trial_and_train = map_members(agent.trial_and_train, member_batch)
+    if member_map is None:
+        member_map = lambda fn: map_members(fn, member_batch)  # noqa: E731
+    trial_and_train = member_map(agent.trial_and_train)
 
     def member_step_if_active(key, agent_state, hparams, is_active):
         # An idle member (Hyperband's waiting slots) skips its trial: a real branch when
@@ -151,7 +154,7 @@ def make_population(
 
         return jax.lax.cond(is_active, agent.trial_and_train, idle, key, agent_state, hparams)
 
-    masked_trial_and_train = map_members(member_step_if_active, member_batch)
+    masked_trial_and_train = member_map(member_step_if_active)
 
     def fresh_members(key, hparams) -> Members:
         return Members(

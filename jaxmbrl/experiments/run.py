@@ -5,6 +5,9 @@ advances the whole PETS population by one trial (`Population.step`) and the tune
 and exploit are one more compiled call. The host writes `members.jsonl` (one line per member
 per trial), checkpoints the whole run state with orbax every `checkpoint_every` tuner steps,
 and at the end writes `summary.json` and `schedule.npz` (plots: `jaxmbrl.analysis`).
+The members are split over the devices of every process (`experiments.distributed`); every
+process runs this loop and saves its shards of each checkpoint, process 0 alone writes the
+records, the summary and the schedule.
 """
 
 from __future__ import annotations
@@ -17,19 +20,35 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl.experiments import checkpoint, rundir, schedules, tuning
-from jaxmbrl.experiments.config import TuneConfig
+from jaxmbrl.experiments import checkpoint, distributed, rundir, schedules, tuning
+from jaxmbrl.experiments.config import PLACEMENT_FIELDS, TuneConfig
 
 
 def check_settings(out_dir: str, config: TuneConfig) -> None:
-    """A run directory belongs to one set of settings: refuse to mix two runs."""
+    """A run directory belongs to one set of settings: refuse to mix two runs.
+
+    The device count and process layout may change on resume (orbax re-shards a checkpoint
+    for the new mesh), so they are not part of a run's identity.
+    """
     defaults = {f.name: f.default for f in dataclasses.fields(TuneConfig)}
     rundir.check_settings(
-        out_dir, dataclasses.asdict(config), defaults, ignore=("checkpoint_every",)
+        out_dir,
+        dataclasses.asdict(config),
+        defaults,
+        ignore=("checkpoint_every", *PLACEMENT_FIELDS),
     )
+
+
+def start(config: TuneConfig) -> tuning.Experiment:
+    """Joins the run's processes and builds its experiment (ValueError: a bad setting).
+
+    Nothing is compiled yet; the device count is checked against the population.
+    """
+    config.validate()
+    distributed.initialize(config.coordinator_address, config.num_processes, config.process_id)
+    return tuning.build(config)
 
 
 def member_records(
@@ -72,9 +91,13 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
       The summary (also written to `out_dir/summary.json`).
     """
     wall_start = time.perf_counter()
-    exp = tuning.build(config)
+    exp = start(config)
+    primary = distributed.is_primary()
+    if not primary:
+        log = lambda _: None  # noqa: E731 - process 0 reports for all
     rundir.prepare_out_dir(out_dir)
-    check_settings(out_dir, config)
+    if primary:
+        check_settings(out_dir, config)
     members_path = os.path.join(out_dir, "members.jsonl")
     run_state = tuning.init_run(exp)
     checkpointer = checkpoint.Checkpointer(
@@ -86,7 +109,9 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
     if restored is not None:
         run_state, meta = restored
         log(f"resumed from tuner step {int(run_state.step)} ({meta['members_lines']} records)")
-    rundir.truncate_lines(members_path, meta["members_lines"])
+    if primary:
+        rundir.truncate_lines(members_path, meta["members_lines"])
+    replicated = distributed.replicated(exp.mesh)
     programs = tuning.compile_programs(exp, run_state)
     log(f"compiled population step and tuner update in {programs.compile_seconds:.1f} s")
 
@@ -95,7 +120,7 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
         pop_state, per_trial = run_state.population, []
         for t in range(int(budget.max())):
             active = budget > t
-            pop_state, metrics = programs.step(pop_state, jnp.asarray(active))
+            pop_state, metrics = programs.step(pop_state, distributed.to_global(active, replicated))
             per_trial.append((active, jax.device_get(metrics)))
         parents = np.asarray(run_state.tuner.decision.source)
         run_state = run_state._replace(
@@ -131,7 +156,8 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
             pop_state, tuner_state, key, run_state.step + 1, run_state.elapsed
         )
         meta["schedule"].append(schedules.decision_record(tuner_state.decision))
-        rundir.append_jsonl(members_path, rows)
+        if primary:
+            rundir.append_jsonl(members_path, rows)
         meta["members_lines"] += len(rows)
         h = meta["history"][-1]
         num = lambda x: "     n/a" if x is None else f"{x:8.2f}"  # noqa: E731
@@ -159,7 +185,10 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
         last_step=meta["history"][-1] if meta["history"] else None,
         wall_seconds=time.perf_counter() - wall_start,
         compile_seconds=programs.compile_seconds,
+        placement=distributed.placement(run_state.population, exp.mesh),
     )
+    if not primary:
+        return summary
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     schedules.save_schedule(os.path.join(out_dir, "schedule.npz"), meta["schedule"])
