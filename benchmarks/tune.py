@@ -43,6 +43,7 @@ def main(argv: list[str]) -> None:
     out = flags.FLAGS.out
     if not flags.FLAGS.resume and os.path.exists(os.path.join(out, "config.json")):
         _cli.usage_error(f"--out={out} already holds a run and --noresume was given")
+    logging.set_verbosity(logging.WARNING)  # JAX's backend and orbax log at INFO
     placement = experiments.distributed
     try:  # before --out is touched: a bad device count leaves nothing behind
         placement.initialize(config.coordinator_address, config.num_processes, config.process_id)
@@ -51,7 +52,6 @@ def main(argv: list[str]) -> None:
         _cli.usage_error(str(error))
     _cli.prepare_out(out)
     runtime.enable_compilation_cache()
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
         summary = experiments.run(config, out, log=log)

@@ -82,7 +82,7 @@ def check_population(population: int, mesh: Mesh) -> None:
     """ValueError (one line) unless the members divide evenly over the mesh's devices."""
     d = mesh.size
     if population % d:
-        valid = [k for k in range(1, population + 1) if population % k == 0]
+        valid = [k for k in range(1, len(jax.devices()) + 1) if population % k == 0]
         raise ValueError(
             f"population={population} does not divide over devices={d}: use a population "
             f"that is a multiple of {d}, or devices in {valid}"
