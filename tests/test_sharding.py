@@ -210,3 +210,41 @@ def test_placement_settings_may_change_on_resume(tmp_path):
     run_lib.check_settings(str(tmp_path), moved)
     with pytest.raises(ValueError, match="seed=0"):
         run_lib.check_settings(str(tmp_path), experiments.TuneConfig(seed=1))
+
+
+@pytest.mark.slow
+def test_throughput_reports_total_and_per_device_rates(tmp_path):
+    cmd = [sys.executable, "-m", "benchmarks.throughput", "--env=cartpole", "--preset=tiny"]
+    cmd += ["--steps=3", "--train_rows=64", "--min_seconds=0", f"--out={tmp_path}"]
+    bad = subprocess.run(
+        [*cmd, "--population=2,4", "--devices=4"],
+        cwd=REPO,
+        env=_env(4),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert bad.returncode == 2 and len(lines) == 1, bad.stderr
+    assert "population=2 does not divide over devices=4" in lines[0]
+    good = subprocess.run(
+        [*cmd, "--population=4", "--devices=4"],
+        cwd=REPO,
+        env=_env(4),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert good.returncode == 0, good.stderr[-3000:]
+    with open(tmp_path / "throughput.json") as f:
+        result = json.load(f)
+    (r,) = result["results"]
+    assert r["devices"] == 4 and result["device"]["devices_used"] == 4
+    per = r["per_device"]
+    assert per["env_steps_per_second"] == pytest.approx(r["env_steps_per_second"] / 4)
+    assert per["train_samples_per_second"] == pytest.approx(r["train"]["samples_per_second"] / 4)
+    assert per["planner_transitions_per_second"] == pytest.approx(
+        r["planner"]["transitions_per_second"] / 4
+    )
+    assert r["train"]["samples"] == 4 * 5 * 64  # every member trained, on its own device
+    assert "population 4 on 4 device(s)" in good.stdout and "per device" in good.stdout
