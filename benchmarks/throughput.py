@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from benchmarks import _cli
 from jaxmbrl import runtime
@@ -33,6 +33,7 @@ def main(argv: list[str]) -> None:
         _cli.usage_error(f"unexpected arguments {argv[1:]}")
     config = _cli.config_from_flags(throughput.ThroughputConfig)
     out = flags.FLAGS.out
+    logging.set_verbosity(logging.WARNING)  # JAX logs its backend search at INFO
     try:  # a size that does not divide over --devices: one line, before --out is touched
         throughput.make_mesh(config)
     except ValueError as error:
