@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from benchmarks import _cli
 from jaxmbrl import runtime
@@ -29,6 +29,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _cli.usage_error(f"unexpected arguments {argv[1:]}")
     config = _cli.config_from_flags(env_throughput.EnvThroughputConfig)
+    logging.set_verbosity(logging.WARNING)  # JAX's backend notes are not ours to print
     out = flags.FLAGS.out
     _cli.prepare_out(out)
     runtime.enable_compilation_cache()

@@ -32,8 +32,8 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _cli.usage_error(f"unexpected arguments {argv[1:]}")
     config = _cli.config_from_flags(throughput.ThroughputConfig)
+    logging.set_verbosity(logging.WARNING)  # JAX's backend notes are not ours to print
     out = flags.FLAGS.out
-    logging.set_verbosity(logging.WARNING)  # JAX logs its backend search at INFO
     try:  # a size that does not divide over --devices: one line, before --out is touched
         throughput.make_mesh(config)
     except ValueError as error:

@@ -25,6 +25,7 @@ from absl import app, flags, logging
 
 from benchmarks import _cli
 from jaxmbrl import analysis, experiments, runtime
+from jaxmbrl.experiments.progress import Progress
 
 
 def define_flags() -> None:
@@ -53,10 +54,13 @@ def main(argv: list[str]) -> None:
     _cli.prepare_out(out)
     runtime.enable_compilation_cache()
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    progress = Progress(log=log)  # a bar on a terminal, plain lines otherwise
     try:
-        summary = experiments.run(config, out, log=log)
+        summary = experiments.run(config, out, log=log, progress=progress)
     except ValueError as error:  # settings of another run in --out: nothing was written
         _cli.usage_error(str(error))
+    finally:
+        progress.close()
     if not placement.is_primary():
         return
     analysis.plot_run(os.path.join(out, "members.jsonl"), out)

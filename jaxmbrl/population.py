@@ -95,6 +95,13 @@ def map_members(fn: Callable, member_batch: int | None = None) -> Callable:
         raise ValueError(f"member_batch={member_batch!r} must be None or an int >= 1") from None
 
 
+# The help of every binary's --member_batch flag (see `resolve_member_batch`).
+MEMBER_BATCH_HELP = (
+    "Members per vmap: k runs groups of k in a lax.map (k >= population: one vmap of all); "
+    "0: auto, one at a time on CPU, all at once on an accelerator."
+)
+
+
 def resolve_member_batch(member_batch: int, population_size: int) -> int | None:
     """The `member_batch` a binary's flag asks for: 0 is auto, k >= population is all at once.
 

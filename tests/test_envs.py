@@ -20,7 +20,10 @@ from compiles import count_compiles
 from jaxmbrl import envs
 
 T_PARITY = 110  # environment steps compared with MuJoCo C
-GYM_ENVS = ("half_cheetah", "hopper", "pusher", "reacher")
+# Every env's MJCF compiles in MuJoCo C too, so every env has a C reference. Open loop
+# leaves out the chaotic ones: the contact-rich cheetah and the light cartpole_gear10,
+# whose pole spins under random actions (measured 3.5e-2 apart after 110 steps).
+OPEN_LOOP_ENVS = tuple(n for n in envs.ALL_ENVS if n not in ("half_cheetah", "cartpole_gear10"))
 BATCH, T_BATCH = 8, 20
 
 
@@ -99,14 +102,15 @@ def _c_step(env, model, qpos, qvel, warmstart, action):
     return data.qpos.copy(), data.qvel.copy(), data.qacc_warmstart.copy()
 
 
-@pytest.mark.parametrize("name", GYM_ENVS)
+@pytest.mark.parametrize("name", envs.ALL_ENVS)
 def test_parity_with_mujoco_c_one_step(name):
     """MJX steps from 110 states of a MuJoCo C trajectory land where C does.
 
     One-step (teacher-forced) comparison: open-loop float32-vs-float64 trajectories of the
     contact-rich cheetah separate chaotically after ~30 steps (measured 1e-2 at step 30)
     although every single step agrees. Tolerances (qpos 1e-4, qvel 2e-3 + 1e-4 |qvel|) are
-    ~20x the worst one-step error measured (half_cheetah: qpos 2.4e-6, qvel 8.6e-5).
+    ~20x the worst one-step error measured (half_cheetah: qpos 2.4e-6, qvel 8.6e-5; the
+    RK4 models: cartpole 4e-6 / 1e-5, reacher 2e-6 / 4e-6 relative).
     """
     _, _, step = _compiled(name)
     env, actions, states = _rollout(name)
@@ -127,12 +131,16 @@ def test_parity_with_mujoco_c_one_step(name):
     assert compiled.count(step) <= 1  # injected C states did not recompile
 
 
-@pytest.mark.parametrize("name", ["hopper", "pusher", "reacher"])
+@pytest.mark.parametrize("name", OPEN_LOOP_ENVS)
 def test_parity_with_mujoco_c_open_loop(name):
     """Open loop over 110 steps where random-action trajectories are not chaotic.
 
-    Tolerance 1e-2 (worst measured: pusher 8e-4 at step 119, float32 vs float64); the
-    cheetah's open loop is chaotic (see the one-step test) and cartpole has no C reference.
+    Tolerance qpos 1e-2 (worst measured 4.2e-4: PETS' pusher at step 109, float32 vs
+    float64); qvel 5e-2: a joint-limit impact turns that qpos drift into a velocity jump
+    that differs by 1.04e-2 (PETS' pusher, wrist flex reaching its limit at step 109 with
+    the test's 512-bit vectors; 1.3e-4 without). Elsewhere: pusher_gym 8e-4, reacher
+    7.8e-5 / 2.7e-4, cartpole 8.4e-5 / 2.0e-4 (qpos / qvel). The cheetah's open loop is
+    chaotic (see the one-step test).
     """
     env, actions, states = _rollout(name)
     qpos, qvel = np.asarray(states[0].data.qpos, np.float64), np.asarray(states[0].data.qvel)
@@ -140,12 +148,13 @@ def test_parity_with_mujoco_c_open_loop(name):
     for action, state in zip(actions, states[1:], strict=True):
         qpos, qvel, warm = _c_step(env, env.mj_model, qpos, qvel, warm, action)
         np.testing.assert_allclose(state.data.qpos, qpos, rtol=0, atol=1e-2)
-        np.testing.assert_allclose(state.data.qvel, qvel, rtol=0, atol=1e-2)
+        np.testing.assert_allclose(state.data.qvel, qvel, rtol=0, atol=5e-2)
 
 
-def test_cartpole_swing_up_is_feasible():
-    """Energy pumping within the action bounds brings the tip upright within 200 steps."""
-    env = envs.load("cartpole")
+@pytest.mark.parametrize("name", ["cartpole", "cartpole_gear10"])
+def test_cartpole_swing_up_is_feasible(name):
+    """Energy pumping within the action bounds brings the tip upright within 100 steps."""
+    env = envs.load(name)
     model, data = env.mj_model, mujoco.MjData(env.mj_model)
     data.qpos[:] = [0.0, 0.05]
     pole = model.body("pole")

@@ -22,8 +22,18 @@ def cartpole():
 
 
 @pytest.fixture(scope="module")
-def agent(cartpole):
-    return pets_lib.make_pets(cartpole, presets.pets_config(cartpole, "tiny", TRIALS))
+def learner_env():
+    # The learning test runs on the light cartpole_gear10, where 7 tiny trials give a clear
+    # margin. On the study's cartpole (PETS' model, dt 0.04, so 15 planning steps look
+    # 0.6 s ahead) 7 tiny trials only start to learn: seeds 0-3 returned -2.7..-1.9 in
+    # the random trial and 2.5..5.5 (mean of trials 6-7), close to the ~1.8 of leaving
+    # the pole hanging, so no threshold there would reliably fail when learning breaks.
+    return envs.load("cartpole_gear10")
+
+
+@pytest.fixture(scope="module")
+def agent(learner_env):
+    return pets_lib.make_pets(learner_env, presets.pets_config(learner_env, "tiny", TRIALS))
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +100,8 @@ def test_with_overrides_validates_names_and_ranges(agent):
 
 def test_cem_with_true_dynamics_swings_cartpole_up(cartpole):
     """CEM + trajectory sampling, with MJX itself as the 'model', swings the pole up."""
-    env, horizon, population, iterations, steps = cartpole, 15, 64, 3, 60
+    # 80 steps of 0.04 s: the 3.2 s of simulated time the earlier 60 x 0.05 s gave.
+    env, horizon, population, iterations, steps = cartpole, 15, 64, 3, 80
     proto = env.reset(jax.random.PRNGKey(0))
 
     def true_next(obs, action):

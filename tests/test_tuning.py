@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from jaxmbrl import analysis
 from jaxmbrl import experiments as tuning
 from jaxmbrl.experiments import checkpoint, rundir
 
@@ -50,6 +51,8 @@ def test_every_tuner_completes_a_run(tuner, tmp_path):
     assert np.isfinite(summary["best_return"])
     assert {r["member"] for r in rows} == {0, 1, 2}
     assert all(set(r["hparams"]) == set(summary["best_hparams"]) for r in rows)
+    plots = analysis.plot_run(str(tmp_path / "members.jsonl"), str(tmp_path))
+    assert plots == [str(tmp_path / "returns.png"), str(tmp_path / "schedules.png")]
     for png in ("returns.png", "schedules.png"):
         assert os.path.getsize(tmp_path / png) > 1000
     if tuner != "hyperband":  # every slot runs the whole budget

@@ -12,6 +12,8 @@ The first trial acts uniformly at random. Everything a tuner may change lives in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -41,13 +43,20 @@ def _ensemble_config(env, config: PETSConfig) -> ensemble_lib.EnsembleConfig:
     )
 
 
-def make_pets(env, config: PETSConfig) -> PETS:
+def make_pets(
+    env, config: PETSConfig, on_progress: Callable[[jax.Array, jax.Array], None] | None = None
+) -> PETS:
     """Builds the PETS agent for `env`.
 
     Args:
       env: a `jaxmbrl.envs` environment (reset/step, reward_fn, termination_fn and the
         model pre/post-processing functions).
       config: static sizes and maxima; `replay_capacity` must be > 0.
+      on_progress: host function called from inside a compiled trial (`jax.debug.callback`)
+        every `config.progress_every` env steps and at the trial's end, with (env steps since
+        the last call, whether this rollout is the one that counts). Under vmap the random
+        and the planned rollout both run (a select), so only one of them counts. None, or
+        `progress_every` 0: no callbacks in the program.
 
     Returns:
       A `PETS` NamedTuple of pure functions:
@@ -138,8 +147,19 @@ def make_pets(env, config: PETSConfig) -> PETS:
             mean, _ = plan(key, state.model, obs, mean, hparams)
             return mean[0], cem.shift(mean, hparams.planner)
 
-        def body(carry, key):
+        def report(t):
+            # Steps since the last report: `every`, or the remainder at the trial's end.
+            done, every = t + 1, config.progress_every
+            emit = (done % every == 0) | (done == config.trial_length)
+            steps = done - ((done - 1) // every) * every
+            counts = (state.trials == 0) == random_policy
+            jax.lax.cond(emit, lambda: jax.debug.callback(on_progress, steps, counts), lambda: None)
+
+        def body(carry, xs):
+            key, t = xs
             env_state, plan = carry
+            if on_progress is not None and config.progress_every > 0:
+                report(t)
             action, plan = policy(key, env_state.obs, plan)
             next_state = env.step(env_state, action)
             alive = env_state.done < 0.5
@@ -155,7 +175,9 @@ def make_pets(env, config: PETSConfig) -> PETS:
             return (next_state, plan), transition
 
         keys = jax.random.split(steps_key, config.trial_length)
-        (_, _), traj = jax.lax.scan(body, (env_state, cem.initial_mean(hparams.planner)), keys)
+        steps = jnp.arange(config.trial_length)  # not batched: the report's cond stays a cond
+        carry = (env_state, cem.initial_mean(hparams.planner))
+        (_, _), traj = jax.lax.scan(body, carry, (keys, steps))
         return traj
 
     def run_trial(key: chex.PRNGKey, state: AgentState, hparams: PETSHParams):

@@ -33,6 +33,7 @@ class PETSConfig:
     num_particles: int = 20
     propagation: str = "ts_inf"
     replay_capacity: int = 0  # 0: room for every trial of the run (set by the caller)
+    progress_every: int = 0  # env steps between progress callbacks (0: none; see make_pets)
 
 
 class PETSHParams(NamedTuple):

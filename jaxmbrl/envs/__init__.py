@@ -1,7 +1,10 @@
 """MJX environments of Zhang et al. 2021 (PETS tasks): registry and public API.
 
 ``load(name, **overrides)`` builds an environment with its config fields overridden, e.g.
-``load('half_cheetah', iterations=8, episode_length=100)``. Jit programs that step an env
+``load('half_cheetah', iterations=8, episode_length=100)``. ``STUDY_ENVS`` are the study's
+five tasks on PETS' models; ``ALL_ENVS`` adds the variants ``pusher_gym`` (gymnasium's
+pusher_v5), ``reacher_planar`` (gymnasium's 2-DoF reacher) and ``cartpole_gear10``
+(jaxmbrl's earlier light cart-pole). Jit programs that step an env
 with ``jax.jit(f, compiler_options=env.compiler_options)`` (a CPU workaround for pusher),
 and batch above 256 with ``BatchedEnv`` / ``chunked_vmap`` (a CPU LAPACK hang guard).
 """
@@ -12,10 +15,13 @@ import dataclasses
 
 from jaxmbrl.envs.base import MjxConfig, MjxEnv, State
 from jaxmbrl.envs.cartpole import Cartpole, CartpoleConfig
+from jaxmbrl.envs.cartpole_gear10 import CartpoleGear10, CartpoleGear10Config
 from jaxmbrl.envs.half_cheetah import HalfCheetah, HalfCheetahConfig
 from jaxmbrl.envs.hopper import Hopper, HopperConfig
 from jaxmbrl.envs.pusher import Pusher, PusherConfig
+from jaxmbrl.envs.pusher_gym import PusherGym, PusherGymConfig
 from jaxmbrl.envs.reacher import Reacher, ReacherConfig
+from jaxmbrl.envs.reacher_planar import ReacherPlanar, ReacherPlanarConfig
 from jaxmbrl.envs.wrappers import BatchedEnv, chunked_vmap
 
 _REGISTRY: dict[str, tuple[type[MjxEnv], type[MjxConfig]]] = {
@@ -24,7 +30,13 @@ _REGISTRY: dict[str, tuple[type[MjxEnv], type[MjxConfig]]] = {
     "pusher": (Pusher, PusherConfig),
     "reacher": (Reacher, ReacherConfig),
     "cartpole": (Cartpole, CartpoleConfig),
+    # Earlier stand-ins, kept as named variants (not the study's tasks).
+    "pusher_gym": (PusherGym, PusherGymConfig),
+    "reacher_planar": (ReacherPlanar, ReacherPlanarConfig),
+    "cartpole_gear10": (CartpoleGear10, CartpoleGear10Config),
 }
+# The five tasks of the study (PETS' models), then the variants.
+STUDY_ENVS: tuple[str, ...] = ("half_cheetah", "hopper", "pusher", "reacher", "cartpole")
 ALL_ENVS: tuple[str, ...] = tuple(_REGISTRY)
 
 
@@ -62,6 +74,8 @@ __all__ = [
     "BatchedEnv",
     "Cartpole",
     "CartpoleConfig",
+    "CartpoleGear10",
+    "CartpoleGear10Config",
     "HalfCheetah",
     "HalfCheetahConfig",
     "Hopper",
@@ -70,8 +84,13 @@ __all__ = [
     "MjxEnv",
     "Pusher",
     "PusherConfig",
+    "PusherGym",
+    "PusherGymConfig",
     "Reacher",
     "ReacherConfig",
+    "ReacherPlanar",
+    "ReacherPlanarConfig",
+    "STUDY_ENVS",
     "State",
     "chunked_vmap",
     "config_for",

@@ -1,15 +1,15 @@
-"""Cart-pole swing-up as in PETS (Chua et al., NeurIPS 2018), used by Zhang et al. 2021.
+"""Cart-pole swing-up of PETS (Chua et al., NeurIPS 2018), the task of Zhang et al. 2021.
 
-Our own MJCF (below): a cart on a +-2.5 m slider and a hinged uniform pole of length 0.6
-that starts hanging down (theta = 0). Timestep 0.01 x frame skip 5 = dt 0.05, 200 steps,
-no termination, action in [-3, 3] (force = gear 10 x action, N: strong enough that a
-planner swings the pole up in ~15 steps, as in PETS' cart-pole whose motor has gear 100
-on a far heavier cart). Observation (4):
-[x, theta, xdot, thetadot]. PETS reward: exp(-|ee - (0, L)|^2 / L^2) - 0.01|a|^2 with
-L = 0.6 and the pole tip ee = (x - L sin theta, -L cos theta). Reset: qpos, qvel ~
-N(0, 0.1) as PETS. The model input replaces theta by its sin and cos (PETS).
-tests/test_envs.py checks with MuJoCo C that an energy-pumping controller within the
-action bounds brings the tip upright well within 200 steps.
+Our MJCF (below) written from the published facts of PETS' ``cartpole.xml``
+(kchua/handful-of-trials, mbrl-lib ``mbrl/env/assets/cartpole.xml``): a capsule cart
+(radius 0.1, half-length 0.1) on a +-2.5 m slider, a capsule pole (radius 0.049) hinged at
+the cart and hanging down at theta = 0 to (0.001, 0, -0.6); masses from geometry at
+MuJoCo's default density 1000 (cart 10.47 kg, pole 5.02 kg); damping 1 on both joints;
+motor gear 100 on the slider, action in [-3, 3]; RK4 at 0.02 s, frame skip 2 (dt 0.04);
+200 steps; no termination. Observation (4): [x, theta, xdot, thetadot].
+Reward (PETS): exp(-|tip - (0, L)|^2 / L^2) - 0.01|a|^2, L = 0.6, tip = (x - L sin theta,
+-L cos theta). Reset: qpos, qvel ~ N(0, 0.1). The model input replaces theta by its sin
+and cos (PETS). Visual-only elements (textures, materials, colours) are left out.
 """
 
 from __future__ import annotations
@@ -23,46 +23,43 @@ from jaxmbrl.envs._mjx import mjx, mujoco
 from jaxmbrl.envs.base import MjxConfig, MjxEnv
 
 _MJCF = """
-<mujoco model="cartpole_swingup">
+<mujoco model="pets_cartpole">
   <compiler angle="radian" inertiafromgeom="true"/>
-  <option timestep="{timestep}" gravity="0 0 -9.81" integrator="Euler"/>
+  <option timestep="{timestep}" gravity="0 0 -9.81" integrator="RK4"/>
   <default>
-    <geom contype="0" conaffinity="0"/>
+    <joint damping="{joint_damping}" armature="0"/>
+    <geom contype="0" conaffinity="0" density="1000"/>
   </default>
   <worldbody>
-    <geom name="rail" type="capsule" fromto="-{rail} 0 0 {rail} 0 0" size="0.02"/>
+    <geom name="rail" type="capsule" fromto="-3 0 0 3 0 0" size="0.02"/>
     <body name="cart">
-      <joint name="slider" type="slide" axis="1 0 0" limited="true" range="-{rail} {rail}"
-             damping="{cart_damping}"/>
-      <geom name="cart" type="box" size="0.1 0.05 0.05" mass="{cart_mass}"/>
+      <joint name="slider" type="slide" axis="1 0 0" limited="true" range="-{rail} {rail}"/>
+      <geom name="cart" type="capsule" fromto="-0.1 0 0 0.1 0 0" size="0.1"/>
       <body name="pole">
-        <joint name="hinge" type="hinge" axis="0 1 0" damping="{pole_damping}"/>
-        <geom name="pole" type="capsule" fromto="0 0 0 0 0 -{pole_length}" size="0.02"
-              mass="{pole_mass}"/>
+        <joint name="hinge" type="hinge" axis="0 1 0" limited="false"/>
+        <geom name="pole" type="capsule" fromto="0 0 0 0.001 0 -{pole_length}" size="0.049"/>
       </body>
     </body>
   </worldbody>
   <actuator>
-    <motor name="force" joint="slider" gear="{gear}" ctrllimited="true"
+    <motor name="slide" joint="slider" gear="{gear}" ctrllimited="true"
            ctrlrange="-{max_action} {max_action}"/>
   </actuator>
 </mujoco>
 """
+_MJCF_FIELDS = ("timestep", "joint_damping", "rail", "pole_length", "gear", "max_action")
 
 
 @dataclasses.dataclass(frozen=True)
 class CartpoleConfig(MjxConfig):
     episode_length: int = 200
-    frame_skip: int = 5
-    timestep: float = 0.01
+    frame_skip: int = 2
+    timestep: float = 0.02
     pole_length: float = 0.6
-    pole_mass: float = 0.1
-    cart_mass: float = 1.0
-    gear: float = 10.0
+    gear: float = 100.0
     max_action: float = 3.0
     rail: float = 2.5
-    cart_damping: float = 0.0
-    pole_damping: float = 0.0
+    joint_damping: float = 1.0
     ctrl_cost_weight: float = 0.01
     reset_noise_scale: float = 0.1
 
@@ -70,12 +67,6 @@ class CartpoleConfig(MjxConfig):
         """The MJCF of this configuration."""
         fields = dataclasses.asdict(self)
         return _MJCF.format(**{k: fields[k] for k in _MJCF_FIELDS})
-
-
-_MJCF_FIELDS = (
-    "timestep", "pole_length", "pole_mass", "cart_mass", "gear", "max_action", "rail",
-    "cart_damping", "pole_damping",
-)  # fmt: skip
 
 
 class Cartpole(MjxEnv):
@@ -97,7 +88,7 @@ class Cartpole(MjxEnv):
         return jnp.concatenate([data.qpos, data.qvel])
 
     def tip_position(self, obs: jax.Array) -> jax.Array:
-        """Pole tip (x, z) from observations [..., 4] -> [..., 2]."""
+        """Pole tip (x, z) from observations [..., 4] -> [..., 2] (PETS' formula)."""
         length, x, theta = self.config.pole_length, obs[..., 0], obs[..., 1]
         return jnp.stack([x - length * jnp.sin(theta), -length * jnp.cos(theta)], axis=-1)
 

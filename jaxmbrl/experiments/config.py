@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from jaxmbrl import envs, tuners
+from jaxmbrl import population as population_lib
 from jaxmbrl.agents import presets
 from jaxmbrl.experiments import schedules
 from jaxmbrl.options import check_options, option
@@ -41,12 +42,10 @@ class TuneConfig:
     schedule: str = option("", "--tuner=replay: DIR/schedule.npz of an earlier run to replay.")
     checkpoint_every: int = option(1, "Tuner steps per checkpoint.", low=1)
     keep_checkpoints: int = option(2, "Checkpoints kept.", low=1)
-    member_batch: int = option(
-        0,
-        "Members per vmap: k runs groups of k in a lax.map (k >= population: one vmap of "
-        "all); 0: auto, one at a time on CPU, all at once on an accelerator.",
-        low=0,
+    progress_every: int = option(
+        50, "Env steps between progress reports from inside a compiled trial (0: none).", low=0
     )
+    member_batch: int = option(0, population_lib.MEMBER_BATCH_HELP, low=0)
     devices: int = option(
         0, "Devices the members are sharded over (0: all devices of all processes).", low=0
     )

@@ -131,6 +131,14 @@ def to_global(value: Any, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
 
 
+def local_members(mesh: Mesh, population: int) -> np.ndarray:
+    """Which of the members live on this process's devices (bool [population])."""
+    mask = np.zeros(population, bool)
+    for index in members_sharding(mesh).addressable_devices_indices_map((population,)).values():
+        mask[index[0]] = True
+    return mask
+
+
 def member_devices(state: population_lib.PopulationState) -> list[list[int]]:
     """For each member, the ids of the devices that hold a part of it (all its leaves)."""
     leaves = jax.tree.leaves((state.members, state.hparams))

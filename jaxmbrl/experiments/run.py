@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxmbrl.experiments import checkpoint, distributed, rundir, schedules, tuning
 from jaxmbrl.experiments.config import PLACEMENT_FIELDS, TuneConfig
+from jaxmbrl.experiments.progress import Progress
 
 
 def check_settings(out_dir: str, config: TuneConfig) -> None:
@@ -37,18 +38,19 @@ def check_settings(out_dir: str, config: TuneConfig) -> None:
         out_dir,
         dataclasses.asdict(config),
         defaults,
-        ignore=("checkpoint_every", *PLACEMENT_FIELDS),
+        # None changes a result: checkpoints, progress lines, where the members run.
+        ignore=("checkpoint_every", "progress_every", *PLACEMENT_FIELDS),
     )
 
 
-def start(config: TuneConfig) -> tuning.Experiment:
+def start(config: TuneConfig, on_progress=None) -> tuning.Experiment:
     """Joins the run's processes and builds its experiment (ValueError: a bad setting).
 
     Nothing is compiled yet; the device count is checked against the population.
     """
     config.validate()
     distributed.initialize(config.coordinator_address, config.num_processes, config.process_id)
-    return tuning.build(config)
+    return tuning.build(config, on_progress=on_progress)
 
 
 def member_records(
@@ -78,7 +80,12 @@ def member_records(
     return rows
 
 
-def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run(
+    config: TuneConfig,
+    out_dir: str,
+    log: Callable[[str], None] = print,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Runs (or resumes) a tuning run and writes its results under `out_dir`.
 
     Args:
@@ -86,15 +93,24 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
       out_dir: results directory; a run already there with the same settings is resumed
         from its newest complete checkpoint, one with other settings is refused.
       log: progress sink (one line per tuner step).
+      progress: shows env steps inside each compiled step when `config.progress_every`
+        > 0 (default: plain lines through `log`, at most one every 10 s).
 
     Returns:
       The summary (also written to `out_dir/summary.json`).
     """
     wall_start = time.perf_counter()
-    exp = start(config)
+    config.validate()
+    distributed.initialize(config.coordinator_address, config.num_processes, config.process_id)
     primary = distributed.is_primary()
     if not primary:
         log = lambda _: None  # noqa: E731 - process 0 reports for all
+    # Every process compiles the same program (callbacks included); only process 0 shows it.
+    own_progress = bool(config.progress_every) and (progress is None or not primary)
+    if own_progress:
+        progress = Progress(log=log, bar=False)
+    on_progress = progress.update if config.progress_every else None
+    exp = start(config, on_progress)
     rundir.prepare_out_dir(out_dir)
     if primary:
         check_settings(out_dir, config)
@@ -112,6 +128,7 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
     if primary:
         rundir.truncate_lines(members_path, meta["members_lines"])
     replicated = distributed.replicated(exp.mesh)
+    local = distributed.local_members(exp.mesh, config.population)
     programs = tuning.compile_programs(exp, run_state)
     log(f"compiled population step and tuner update in {programs.compile_seconds:.1f} s")
 
@@ -120,8 +137,15 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
         pop_state, per_trial = run_state.population, []
         for t in range(int(budget.max())):
             active = budget > t
+            if on_progress is not None:
+                # Callbacks come from this process's devices only: count its own members.
+                label = f"step {int(run_state.step)} trial {t + 1}/{int(budget.max())}"
+                mine = int((active & local).sum())
+                progress.start(label, mine, exp.agent.config.trial_length)
             pop_state, metrics = programs.step(pop_state, distributed.to_global(active, replicated))
             per_trial.append((active, jax.device_get(metrics)))
+            if on_progress is not None:
+                progress.finish()
         parents = np.asarray(run_state.tuner.decision.source)
         run_state = run_state._replace(
             population=pop_state, elapsed=run_state.elapsed + int(budget.max())
@@ -192,4 +216,6 @@ def run(config: TuneConfig, out_dir: str, log: Callable[[str], None] = print) ->
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     schedules.save_schedule(os.path.join(out_dir, "schedule.npz"), meta["schedule"])
+    if own_progress:
+        progress.close()
     return summary

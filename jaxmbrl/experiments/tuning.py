@@ -67,8 +67,15 @@ def make_tuner(config: TuneConfig, space: tuners.SearchSpace) -> tuners.Tuner:
     return tuners.make_schedule_replay(schedule, space, copy_sources=copies)
 
 
-def build(config: TuneConfig) -> Experiment:
+def build(
+    config: TuneConfig, on_progress: Callable[[jax.Array, jax.Array], None] | None = None
+) -> Experiment:
     """Env, search space, agent, population and tuner for `config` (validated).
+
+    Args:
+      config: the run's settings.
+      on_progress: host callback of the agent's compiled trial (see `make_pets`), called
+        every `config.progress_every` env steps; None: no callbacks compiled in.
 
     Call `distributed.initialize` first in a multi-process run: this looks at the devices.
     """
@@ -78,10 +85,12 @@ def build(config: TuneConfig) -> Experiment:
     env = envs.load(config.env)
     space = tuners.get_space(config.space, env=config.env)
     overrides = {"trial_length": config.trial_length} if config.trial_length else {}
+    if on_progress is not None:
+        overrides["progress_every"] = config.progress_every
     pets_config, space = hparams_lib.config_for_space(
         env, config.preset, config.trials, space, **overrides
     )
-    agent = pets_lib.make_pets(env, pets_config)
+    agent = pets_lib.make_pets(env, pets_config, on_progress=on_progress)
     base = presets.study_hparams(agent)
     population = population_lib.make_population(
         agent,

@@ -70,12 +70,7 @@ class ThroughputConfig:
     min_seconds: float = option(
         1.0, "Timing budget per measurement: fast calls repeat, the best is kept.", low=0.0
     )
-    member_batch: int = option(
-        0,
-        "Members per vmap: k runs groups of k in a lax.map (k >= population: one vmap of "
-        "all); 0: auto, one at a time on CPU, all at once on an accelerator.",
-        low=0,
-    )
+    member_batch: int = option(0, population_lib.MEMBER_BATCH_HELP, low=0)
     devices: int = option(
         0, "Devices the members are split over (0: all); every size must divide over them.", low=0
     )
