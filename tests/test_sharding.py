@@ -1,10 +1,15 @@
 """Members over devices and processes: same records on 1 or 4 devices and on 2 processes.
 
 The multi-device tests run `benchmarks.tune` in subprocesses with XLA's forced CPU device
-count (a process's device count is fixed when JAX starts). Every member's computation is
-the same whatever the device count (its key is split before the members are sharded and
-each device maps its members one at a time, as one device does), so the records must be
-bit-identical, not close.
+count (a process's device count is fixed when JAX starts). Every member gets the same key
+and runs the same per-member function whatever the device count (its key is split before
+the members are sharded; each device maps its members one at a time, as one device does).
+Two processes x 2 devices and one process x 4 devices run the same per-device program:
+records bit-identical. 1 device vs 4 runs a 4-trip vs a 1-trip local loop, which XLA may
+compile differently (a 1-trip loop is inlined and fused with its surroundings), so float32
+rounding may differ: returns within 1e-5 relative, everything else (parents, hparams,
+trials) exact. Observed: bit-identical with the earlier cartpole, 1 of 16 returns 1.5e-8
+apart with PETS' cartpole.
 """
 
 import importlib
@@ -74,6 +79,23 @@ def _summary(out_dir):
     return summary, placement
 
 
+def _without_floats(tree):
+    """`tree` with every float replaced by None (the exact part of a record)."""
+    if isinstance(tree, dict):
+        return {k: _without_floats(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_without_floats(v) for v in tree]
+    return None if isinstance(tree, float) else tree
+
+
+def _floats(tree):
+    if isinstance(tree, dict):
+        return [x for k in sorted(tree) for x in _floats(tree[k])]
+    if isinstance(tree, list):
+        return [x for v in tree for x in _floats(v)]
+    return [tree] if isinstance(tree, float) else []
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,12 +114,16 @@ def four_devices(tmp_path_factory):
 def test_four_devices_give_the_records_of_one_device(four_devices, tmp_path):
     one = tmp_path / "one"
     _run(one, "--devices=1")
-    rows = _members(str(four_devices))
-    assert rows == _members(str(one))
-    assert len(rows) == 4 * 4
+    rows, rows_one = _members(str(four_devices)), _members(str(one))
+    assert len(rows) == len(rows_one) == 4 * 4
+    exact = lambda rows: [{**r, "trial_return": None} for r in rows]  # noqa: E731
+    assert exact(rows) == exact(rows_one)
+    returns = [r["trial_return"] for r in rows]
+    assert returns == pytest.approx([r["trial_return"] for r in rows_one], rel=1e-5, abs=1e-7)
     summary_four, placement_four = _summary(str(four_devices))
     summary_one, placement_one = _summary(str(one))
-    assert summary_four == summary_one
+    assert _without_floats(summary_four) == _without_floats(summary_one)
+    assert _floats(summary_four) == pytest.approx(_floats(summary_one), rel=1e-5, abs=1e-7)
     # Every leaf of every member on one device, a different one per member.
     assert placement_four["devices"] == 4 and placement_four["processes"] == 1
     assert placement_four["member_devices"] == [[0], [1], [2], [3]]
