@@ -13,7 +13,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 .PHONY: run test lint
 run: $(VENV)/.installed
-	$(PY) -m benchmarks.tune --env=cartpole --tuner=pbt --population=8 --trials=12 \
+	$(PY) -m benchmarks.tune --env=cartpole_gear10 --tuner=pbt --population=8 --trials=12 \
 		--ready_interval=3 --space=planning --preset=tiny --out=$(OUT)
 
 test: $(VENV)/.installed

@@ -15,6 +15,14 @@ horizon and iterations, and activations stay in cache (`benchmarks/throughput.py
 both). It is the same computation either way; only float rounding differs (batched and
 single kernels), which CEM's ranking can amplify over many trials.
 
+Groups of similar work: when members run in groups (1 < member_batch < N) and the agent
+has `member_work(hparams)` (PETS: iterations x executed CEM candidates x horizon), `step`
+sorts the members by it (a traced argsort), gathers them in that order, maps the groups
+and scatters the results back with the inverse permutation. Each group's loops then stop
+at the group's own maxima instead of the population's; membership is traced, so changing
+hyperparameters never recompiles. The accelerator default (`resolve_member_batch`) is
+`ACCELERATOR_GROUPS` such groups.
+
 Fitness follows Zhang et al. (AISTATS 2021): the mean return of a member's last 3 trials.
 A member whose physics diverged or whose model went non-finite is marked failed and gets
 -inf fitness, so it ranks last and never becomes a parent; its numbers never enter another
@@ -95,10 +103,21 @@ def map_members(fn: Callable, member_batch: int | None = None) -> Callable:
         raise ValueError(f"member_batch={member_batch!r} must be None or an int >= 1") from None
 
 
+# Groups of vmapped members on an accelerator by default (sorted by work, see the docstring).
+ACCELERATOR_GROUPS = 8
+
+
+def accelerator_member_batch(population_size: int) -> int:
+    """Members per group on an accelerator: `ACCELERATOR_GROUPS` groups, at least 2 members
+    each (a vmap of one member leaves an accelerator idle)."""
+    return max(2, -(-population_size // ACCELERATOR_GROUPS))
+
+
 # The help of every binary's --member_batch flag (see `resolve_member_batch`).
 MEMBER_BATCH_HELP = (
     "Members per vmap: k runs groups of k in a lax.map (k >= population: one vmap of all); "
-    "0: auto, one at a time on CPU, all at once on an accelerator."
+    f"0: auto, one at a time on CPU, {ACCELERATOR_GROUPS} groups sorted by work on an "
+    "accelerator."
 )
 
 
@@ -106,14 +125,35 @@ def resolve_member_batch(member_batch: int, population_size: int) -> int | None:
     """The `member_batch` a binary's flag asks for: 0 is auto, k >= population is all at once.
 
     Auto picks one member at a time on a CPU (one member already fills the cores; the loops
-    then stop at each member's own horizon and iterations) and all members in one vmap on an
-    accelerator (small members alone would leave it idle).
+    then stop at each member's own horizon and iterations) and `ACCELERATOR_GROUPS` groups
+    of vmapped members, sorted by work, on an accelerator (small members alone would leave
+    it idle; one vmap of all would run every loop to the population's maxima).
     """
     if member_batch < 0:
         raise ValueError(f"member_batch={member_batch} must be >= 0 (0: auto)")
     if member_batch == 0:
-        return 1 if jax.default_backend() == "cpu" and population_size > 1 else None
+        if population_size <= 1:
+            return None
+        if jax.default_backend() == "cpu":
+            return 1
+        member_batch = accelerator_member_batch(population_size)
     return None if member_batch >= population_size else member_batch
+
+
+def sorted_by_work(mapped: Callable, work_fn: Callable[[Any], jax.Array]) -> Callable:
+    """`mapped(keys, agents, hparams, *rest)` run on members sorted by `work_fn(hparams)`.
+
+    A gather by the traced argsort, then the inverse permutation on the results: what
+    `mapped` computes, with neighbours of similar work in each group of `lax.map`.
+    """
+
+    def run(keys, agents, hparams, *rest):
+        order = jnp.argsort(jax.vmap(work_fn)(hparams), stable=True)
+        inverse = jnp.argsort(order)
+        take = lambda tree, idx: jax.tree.map(lambda x: x[idx], tree)  # noqa: E731
+        return take(mapped(*take((keys, agents, hparams, *rest), order)), inverse)
+
+    return run
 
 
 def make_population(
@@ -122,7 +162,7 @@ def make_population(
     hparams_fn: Callable[[jax.Array], Any],
     fitness_window: int = 3,
     member_batch: int | None = None,
-    member_map: Callable[[Callable], Callable] | None = None,
+    distribute: Callable[[Callable], Callable] | None = None,
 ) -> Population:
     """Wraps an agent (`init(key, hparams)`, `trial_and_train(key, state, hparams)`).
 
@@ -134,7 +174,11 @@ def make_population(
         hyperparameter pytree with leading axis N (jittable).
       fitness_window: trials averaged into the fitness (the study: 3).
       member_batch: None: `step` vmaps all N members at once; k: a `lax.map` over groups of
-        k vmapped members (see the module docstring; `map_members`).
+        k vmapped members (see the module docstring; `map_members`), sorted by the agent's
+        `member_work(hparams)` when it has one and 1 < k < N.
+      distribute: wraps `step`'s mapped per-member trial (every argument and result has the
+        member axis first), e.g. `experiments.distributed.shard_members` runs it as a
+        `shard_map` over devices, each device mapping (and sorting) its own members.
 
     Returns:
       A `Population` NamedTuple of pure functions:
@@ -148,9 +192,12 @@ def make_population(
     if fitness_window < 1:
         raise ValueError(f"fitness_window={fitness_window} must be >= 1")
     n = population_size
-    if member_map is None:
-        member_map = lambda fn: map_members(fn, member_batch)  # noqa: E731
-    trial_and_train = member_map(agent.trial_and_train)
+    work_fn = getattr(agent, "member_work", None)
+    # Sorting only helps when there are several groups of more than one member.
+    sort = work_fn is not None and member_batch is not None and 1 < member_batch < n
+    group = (lambda mapped: sorted_by_work(mapped, work_fn)) if sort else (lambda mapped: mapped)
+    distribute = distribute or (lambda mapped: mapped)
+    trial_and_train = distribute(group(map_members(agent.trial_and_train, member_batch)))
 
     def member_step_if_active(key, agent_state, hparams, is_active):
         # An idle member (Hyperband's waiting slots) skips its trial: a real branch when
@@ -161,7 +208,7 @@ def make_population(
 
         return jax.lax.cond(is_active, agent.trial_and_train, idle, key, agent_state, hparams)
 
-    masked_trial_and_train = member_map(member_step_if_active)
+    masked_trial_and_train = distribute(group(map_members(member_step_if_active, member_batch)))
 
     def fresh_members(key, hparams) -> Members:
         return Members(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from compiles import count_compiles
 
-from jaxmbrl import envs, experiments
+from jaxmbrl import agents, envs, experiments
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 from jaxmbrl.planning import cem as cem_lib
@@ -70,7 +70,7 @@ def test_pets_learns_cartpole_swing_up(learning_curve):
 
 def test_changing_hyperparameters_does_not_recompile(agent, step, learning_curve):
     _, _, state = learning_curve
-    hparams = pets_lib.with_overrides(
+    hparams = agents.with_overrides(
         agent,
         presets.study_hparams(agent),
         horizon=5,
@@ -90,11 +90,11 @@ def test_changing_hyperparameters_does_not_recompile(agent, step, learning_curve
 def test_with_overrides_validates_names_and_ranges(agent):
     hparams = agent.default_hparams
     with pytest.raises(ValueError, match=r"horizon=99 is outside the valid range \[1, 15\]"):
-        pets_lib.with_overrides(agent, hparams, horizon=99)
+        agents.with_overrides(agent, hparams, horizon=99)
     with pytest.raises(ValueError, match="unknown hyperparameter 'gamma'"):
-        pets_lib.with_overrides(agent, hparams, gamma=0.9)
+        agents.with_overrides(agent, hparams, gamma=0.9)
     # The study's names are accepted too.
-    out = pets_lib.with_overrides(agent, hparams, plan_hor=7, cem_popsize=30)
+    out = agents.with_overrides(agent, hparams, plan_hor=7, cem_popsize=30)
     assert int(out.planner.horizon) == 7 and int(out.planner.population) == 30
 
 
@@ -133,7 +133,7 @@ def test_cem_with_true_dynamics_swings_cartpole_up(cartpole):
         def body(carry, key):
             state, plan = carry
             plan, _ = cem.optimize(
-                key, lambda k, a, h: cost(k, None, state.obs, a, h), plan, hparams
+                key, lambda k, a, h, first: cost(k, None, state.obs, a, h, first), plan, hparams
             )
             state = env.step(state, plan[0])
             return (state, cem.shift(plan, hparams)), (state.reward, state.obs)
@@ -205,6 +205,6 @@ def test_architecture_is_traced_only_when_tuned(cartpole):
     tuned, space = experiments.config_for_space(cartpole, "tiny", 2, tuners.get_space("static"))
     assert not static.tunable_architecture and static.activation == "silu"
     assert tuned.tunable_architecture and tuned.activation is None
-    assert pets_lib.hparam_bounds(static)["hidden_width"] == (64, 64)
-    assert pets_lib.hparam_bounds(tuned)["hidden_width"] == (1, 64)
+    assert agents.hparam_bounds(static)["hidden_width"] == (64, 64)
+    assert agents.hparam_bounds(tuned)["hidden_width"] == (1, 64)
     assert space["hidden_layer_width"].high == 64

@@ -13,6 +13,7 @@ from jaxmbrl.planning import (
     check_cem_hparams,
     default_cem_hparams,
     make_cem,
+    make_stepped_trajectory_cost,
     make_trajectory_cost,
     make_trajectory_rollout,
     planning_flops,
@@ -38,12 +39,12 @@ def stack(*hps: CEMHParams) -> CEMHParams:
 def quad_cost(target, noise_scale):
     """Prefix-stable toy cost: sequential sum over steps < horizon, per-candidate noise keys."""
 
-    def cost(key, actions, horizon):
+    def cost(key, actions, horizon, first):
         num_cands, max_h, _ = actions.shape
         per_step = jnp.sum((actions - target[:max_h]) ** 2, axis=-1).T  # [H, P]
         step = lambda acc, x: (acc + jnp.where(x[0] < horizon, x[1], 0.0), None)
         total, _ = jax.lax.scan(step, jnp.zeros(num_cands), (jnp.arange(max_h), per_step))
-        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(num_cands))
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(num_cands))
         return total + noise_scale * jax.vmap(jax.random.normal)(keys)
 
     return cost
@@ -151,6 +152,46 @@ def test_no_recompilation_when_hparams_change(masked, target):
     assert compiled.count(run) <= 1
 
 
+CHUNKED = CEMConfig(
+    LOW, HIGH, max_horizon=8, max_population=40, max_iterations=6, candidate_chunk=7
+)
+
+
+def test_chunked_equals_unchunked(masked, target):
+    """Chunks of 7 (the last one past max_population 40) give the unchunked plan bit for bit:
+    the toy cost is elementwise per candidate and keyed by the global candidate index."""
+    _, run = masked
+    _, run_chunked = _planner(CHUNKED)
+    for hparams in (HP, hp(population=40, horizon=8), hp(population=7), hp(population=1)):
+        for seed in range(2):
+            plan, info = run(jax.random.key(seed), target, 0.3, hparams)
+            plan_c, info_c = run_chunked(jax.random.key(seed), target, 0.3, hparams)
+            np.testing.assert_array_equal(plan_c, plan)
+            np.testing.assert_array_equal(info_c["var"], info["var"])
+            assert float(info_c["best_cost"]) == float(info["best_cost"])
+
+
+def test_only_chunks_with_real_candidates_are_evaluated():
+    cem = make_cem(CHUNKED)
+    firsts = []
+
+    def cost(key, actions, horizon, first):
+        jax.debug.callback(lambda f: firsts.append(int(f)), first)
+        return quad_cost(jnp.zeros((8, 2)), 0.0)(key, actions, horizon, first)
+
+    run = jax.jit(lambda key, hparams: cem.optimize(key, cost, cem.initial_mean(), hparams))
+    for population, iterations in ((15, 2), (14, 3), (40, 1)):
+        firsts.clear()
+        jax.block_until_ready(
+            run(jax.random.key(0), hp(population=population, iterations=iterations))
+        )
+        chunks = list(range(0, population, 7))  # ceil(population / 7) chunks per iteration
+        assert sorted(firsts) == sorted(chunks * iterations)
+    # Work counts what runs: iterations x whole chunks x horizon.
+    work = cem.padded_work(stack(hp(population=15, iterations=2, horizon=3), hp(population=40)))
+    np.testing.assert_array_equal(work, [2 * 21 * 3, ITERS * 42 * H])
+
+
 def test_nonfinite_costs_last_and_padding_never_elite(masked, target):
     cem, run = masked
 
@@ -158,11 +199,12 @@ def test_nonfinite_costs_last_and_padding_never_elite(masked, target):
     def adversarial(key, goal, threshold, padded_value, hparams):
         base = quad_cost(goal, 0.0)
 
-        def cost(key, actions, horizon):
-            c = base(key, actions, horizon)
+        def cost(key, actions, horizon, first):
+            c = base(key, actions, horizon, first)
             c = jnp.where(actions[:, 0, 0] > threshold, jnp.nan, c)
             c = jnp.where(actions[:, 1, 0] < -threshold, -jnp.inf, c)
-            return jnp.where(jnp.arange(c.shape[0]) >= hparams.population, padded_value, c)
+            index = first + jnp.arange(c.shape[0])
+            return jnp.where(index >= hparams.population, padded_value, c)
 
         return cem.optimize(key, cost, cem.initial_mean(), hparams)
 
@@ -340,9 +382,9 @@ def test_nan_model_output_does_not_leak(rollouts):
     np.testing.assert_array_equal(nan_costs[~bad], costs[~bad])
 
 
-def _cem_ts(config, propagation):
+def _cem_ts(config, propagation, stepped=False):
     cem = make_cem(config)
-    cost = make_trajectory_cost(
+    cost = (make_stepped_trajectory_cost if stepped else make_trajectory_cost)(
         model_fn,
         obs_postprocess,
         reward_fn,
@@ -354,7 +396,9 @@ def _cem_ts(config, propagation):
     )
 
     def plan(key, state, obs, hparams):
-        cost_fn = lambda k, actions, horizon: cost(k, state, obs, actions, horizon)
+        if stepped:
+            return cem.optimize(key, cost(state, obs), cem.initial_mean(), hparams)
+        cost_fn = lambda k, actions, horizon, first: cost(k, state, obs, actions, horizon, first)
         return cem.optimize(key, cost_fn, cem.initial_mean(), hparams)
 
     return jax.jit(plan)
@@ -376,6 +420,49 @@ def test_cem_trajectory_masked_equals_unmasked(cem_ts):
         np.testing.assert_allclose(plan_m[:H], plan_u, atol=1e-6)
         np.testing.assert_allclose(info_m["best_cost"], info_u["best_cost"], rtol=1e-6)
         assert np.all(np.isfinite(plan_m)) and np.all(np.asarray(plan_m[:H, 0]) <= 0.7 + 1e-6)
+
+
+def test_cem_trajectory_chunked_equals_unchunked(cem_ts):
+    """TS-1 noise and model permutations follow the global candidate index across chunks.
+
+    Equal to float rounding only (as masked vs unmasked below): XLA's matmul and mean kernels
+    for 7 rows may round differently from those for 40 (a 1-ulp cost difference seen)."""
+    chunked = _cem_ts(CHUNKED, "ts_1")
+    obs = jnp.array([0.1, -0.2, 0.3, 0.0])
+    state = model_state(logvar=-2.0, nan_act=0.7)
+    for hparams in (HP, hp(population=40, horizon=8)):
+        key = jax.random.key(3)
+        plan, info = cem_ts(key, state, obs, hparams)
+        plan_c, info_c = chunked(key, state, obs, hparams)
+        np.testing.assert_allclose(plan_c, plan, atol=1e-6)
+        np.testing.assert_allclose(info_c["best_cost"], info["best_cost"], rtol=1e-6)
+
+
+AGENTS = [
+    HP,
+    hp(horizon=8, population=40, iterations=6, elite_ratio=0.1, alpha=0.1),
+    hp(horizon=2, population=9, iterations=2, elite_ratio=0.45, alpha=0.05),
+]
+
+
+def test_flat_loop_equals_nested_loops(cem_ts):
+    """The stepped cost's one (iteration, chunk, step) loop plans as the nested loops do, alone
+    and vmapped over agents of different horizons, chunk counts and iterations (float
+    rounding as above: 7-row chunks against 40-row batches)."""
+    flat = _cem_ts(CHUNKED, "ts_1", stepped=True)
+    obs = jnp.array([0.1, -0.2, 0.3, 0.0])
+    state = model_state(logvar=-2.0, nan_act=0.7)
+    keys = jax.random.split(jax.random.key(13), 3)
+    plans, infos = jax.jit(jax.vmap(flat, in_axes=(0, None, None, 0)))(
+        keys, state, obs, stack(*AGENTS)
+    )
+    for i, agent in enumerate(AGENTS):
+        plan, info = cem_ts(keys[i], state, obs, agent)
+        plan_f, info_f = flat(keys[i], state, obs, agent)
+        for p, inf in ((plan_f, info_f), (plans[i], jax.tree.map(lambda x, i=i: x[i], infos))):
+            np.testing.assert_allclose(p, plan, atol=1e-6)
+            np.testing.assert_allclose(inf["best_cost"], info["best_cost"], rtol=1e-6)
+            np.testing.assert_allclose(inf["var"], info["var"], atol=1e-6)
 
 
 def test_cem_trajectory_vmap_over_agents(cem_ts):
@@ -425,6 +512,8 @@ def test_bad_arguments_raise():
         )
     with pytest.raises(ValueError, match="max_population"):
         make_cem(CEMConfig(LOW, HIGH, max_population=0))
+    with pytest.raises(ValueError, match="candidate_chunk=0"):
+        make_cem(CEMConfig(LOW, HIGH, candidate_chunk=0))
     with pytest.raises(ValueError, match="low < high"):
         make_cem(CEMConfig(HIGH, LOW))
     with pytest.raises(ValueError, match="CEMHParams.horizon"):

@@ -19,7 +19,10 @@ N, TRIALS, STEPS = 3, 2, 20
 def setup():
     env = envs.load("cartpole")
     space = tuners.get_space("planning")
-    config, space = experiments.config_for_space(env, "tiny", TRIALS, space, trial_length=STEPS)
+    # Chunks of 16 of the tiny CEM population (18..64 candidates): 2-4 chunks per member.
+    config, space = experiments.config_for_space(
+        env, "tiny", TRIALS, space, trial_length=STEPS, candidate_chunk=16
+    )
     agent = pets_lib.make_pets(env, config)
     to_hparams = experiments.unit_to_hparams(space, presets.study_hparams(agent))
     return env, space, config, agent, to_hparams
@@ -67,9 +70,14 @@ def test_members_equal_solo_runs(setup, population_run):
 
 @pytest.mark.parametrize("member_batch", [1, 2])
 def test_members_in_groups_equal_the_vmapped_population(setup, population_run, member_batch):
-    """lax.map over groups (2: a group of 2 and a remainder of 1) computes the same members."""
+    """lax.map over groups (2: members sorted by planning work, a group of 2 and a remainder
+    of 1) computes the same members."""
     _, _, _, agent, to_hparams = setup
-    _, unit, (final, metrics, _) = population_run
+    population, unit, (final, metrics, _) = population_run
+    work = jax.vmap(agent.member_work)(
+        jax.jit(population.init)(jax.random.PRNGKey(0), unit).hparams
+    )
+    assert np.argsort(np.asarray(work), kind="stable").tolist() != list(range(N))  # reordered
     grouped = population_lib.make_population(agent, N, to_hparams, member_batch=member_batch)
     final_g, metrics_g, _ = _run(grouped, unit)
     for m, m_g in zip(metrics, metrics_g, strict=True):
@@ -80,7 +88,7 @@ def test_members_in_groups_equal_the_vmapped_population(setup, population_run, m
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("member_batch", [None, 1])
+@pytest.mark.parametrize("member_batch", [None, 1, 2])
 def test_idle_members_keep_their_state(setup, population_run, member_batch):
     """Hyperband's waiting slots: an inactive member's state and record do not move."""
     _, _, _, agent, to_hparams = setup
@@ -135,8 +143,12 @@ def test_apply_copies_and_restarts(population_run):
 
 
 def test_member_batch_flag_values():
-    auto = 1 if jax.default_backend() == "cpu" else None
-    assert population_lib.resolve_member_batch(0, 8) == auto
+    cpu = jax.default_backend() == "cpu"
+    # Auto: one at a time on CPU; on an accelerator ACCELERATOR_GROUPS (8) sorted groups of
+    # at least 2 members.
+    assert population_lib.resolve_member_batch(0, 8) == (1 if cpu else 2)
+    assert population_lib.resolve_member_batch(0, 40) == (1 if cpu else 5)
+    assert population_lib.resolve_member_batch(0, 2) == (1 if cpu else None)
     assert population_lib.resolve_member_batch(0, 1) is None
     assert population_lib.resolve_member_batch(3, 8) == 3
     assert population_lib.resolve_member_batch(8, 8) is None
@@ -160,8 +172,36 @@ def test_one_program_across_steps_and_decisions(setup, population_run):
             )
             state = apply(state, decision)
             state, _ = step(state)
-    assert compiled.count(step) <= 1 and compiled.count(apply) == 1
+    # <= 1: test_apply_copies_and_restarts may already have compiled this population's apply.
+    assert compiled.count(step) <= 1 and compiled.count(apply) <= 1
     assert compiled.count(update) == 1
+
+
+def test_grouped_population_one_program_when_horizons_change(setup, population_run):
+    """Sorting by work is traced: new horizons regroup the members without recompiling."""
+    _, space, _, agent, to_hparams = setup
+    _, unit, _ = population_run
+    grouped = population_lib.make_population(agent, N, to_hparams, member_batch=2)
+    state = jax.jit(grouped.init)(jax.random.PRNGKey(0), unit)
+    step, apply = jax.jit(grouped.step), jax.jit(grouped.apply)
+    horizon = space.names.index("plan_hor")
+    orders = []
+    with count_compiles() as compiled:
+        for horizons in ([0.0, 0.5, 1.0], [1.0, 0.0, 0.5]):
+            new_unit = unit.at[:, horizon].set(jnp.asarray(horizons))
+            decision = tuners.Decision(
+                source=jnp.arange(N, dtype=jnp.int32),
+                restart=jnp.zeros((N,), bool),
+                hparams=new_unit,
+                changed=jnp.ones((N,), bool),
+                budget=jnp.ones((N,), jnp.int32),
+            )
+            state = apply(state, decision)
+            state, metrics = step(state)
+            assert np.all(np.isfinite(np.asarray(metrics["trial_return"])))
+            orders.append(np.argsort(np.asarray(jax.vmap(agent.member_work)(state.hparams))))
+    assert orders[0].tolist() != orders[1].tolist()  # the groups really changed
+    assert compiled.count(step) <= 1 and compiled.count(apply) <= 1
 
 
 @pytest.mark.slow

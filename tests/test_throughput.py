@@ -68,7 +68,8 @@ def test_run_reports_every_measurement(result, tmp_path):
     assert pad["maxima"] == {"iterations": 8, "population": 700, "horizon": 60}
     for case in ("default", "space_mean"):
         assert 0.0 < pad[case]["padding_share"] < pad[case]["padding_share_at_maxima"] < 1.0
-    assert 0.0 < pad["population_of_40_from_prior"]["padding_share"] < 1.0
+    for case in ("accelerator_default", "cpu_default", "one_vmap"):
+        assert 0.0 < pad[f"population_{case}"]["padding_share"] < 1.0
 
     proj = result["paper_scale_projection"]
     assert proj["experiment_members"] == 40 and proj["experiment_trials"] == 300
@@ -136,6 +137,63 @@ def test_flop_counts_hand_computed():
     assert proj["env_seconds"] == pytest.approx(2 * 3 * 10 / 4)
 
 
+class _FixedSpace:
+    """A 'space' whose every draw is the same members (i, p, h): hand-computable padding."""
+
+    dim = 1
+
+    def __init__(self, members):
+        self.members = np.asarray(members, np.float64)  # [M, 3]
+
+    def from_unit(self, unit):
+        shape = unit.shape[:2]
+        names = ("num_cem_iters", "cem_popsize", "plan_hor")
+        return {n: np.broadcast_to(self.members[:, k], shape) for k, n in enumerate(names)}
+
+
+def test_padding_accounting_of_chunks_groups_and_flat_loop():
+    maxima = dict(iterations=8, population=30, horizon=60)
+    # Chunks of 8: populations 10 and 20 run 16 and 24 candidates.
+    args = (1500, [2, 3], [4, 5], 30, 2)
+    kw = dict(population=[10, 20], candidate_chunk=8)
+    assert flops.executed_planner_flops(*args, **kw) == 2 * 3 * 24 * 5 * 2 * 1500
+    assert (
+        flops.executed_planner_flops(*args, **kw, flat=True)
+        == 2 * max(2 * 16 * 4, 3 * 24 * 5) * 2 * 1500
+    )
+    share = flops.padding_share(1, 1, 1, maxima, dict(iterations=2, population=20, horizon=3), 8)
+    assert share["padding_share"] == pytest.approx(1 - 20 / 24)
+    assert share["padding_share_at_maxima"] == pytest.approx(1 - 2 * 20 * 3 / (8 * 32 * 60))
+
+    def pad(members, member_batch, chunk=10, flat=True):
+        return flops.population_padding_share(
+            _FixedSpace(members),
+            1.0,
+            1.0,
+            1,
+            maxima,
+            len(members),
+            jax.random.key(0),
+            draws=2,
+            member_batch=member_batch,
+            candidate_chunk=chunk,
+            flat=flat,
+        )["padding_share"]
+
+    # Sorted by work, groups of 2 hold equal members: nothing padded; unsorted they would not
+    # be: (2 x 40 + 2 x 40) executed for 100 needed.
+    mixed = [(1, 10, 1), (2, 10, 2), (1, 10, 1), (2, 10, 2)]
+    assert pad(mixed, 2) == pytest.approx(0.0)
+    assert pad(mixed, None) == pytest.approx(1 - 100 / 160)
+    # Population 15 in chunks of 10 evaluates 20 candidates.
+    assert pad([(1, 15, 1)] * 2, 1) == pytest.approx(0.25)
+    # Equal products, different factors: the flat loop pays max(i * h) = 4, nested loops
+    # max(i) * max(h) = 16.
+    crossed = [(1, 10, 4), (4, 10, 1)]
+    assert pad(crossed, None) == pytest.approx(0.0)
+    assert pad(crossed, None, flat=False) == pytest.approx(0.75)
+
+
 def test_matmul_roofline_counts_what_xla_counts():
     n = 64
     a = jnp.ones((n, n), jnp.float32)
@@ -168,6 +226,23 @@ def test_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "error" in lines[0] and needle in lines[0]
     assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize(
+    "flag, needle", [("--chunks=100,0", "chunks"), ("--chunks=50,50", "chunks=[50, 50]")]
+)
+def test_padding_binary_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.padding", flag, f"--out={tmp_path}/p"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and needle in lines[0]
+    assert not (tmp_path / "p" / "padding.json").exists()
 
 
 def test_config_validation_names_the_bad_value():

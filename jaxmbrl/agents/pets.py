@@ -66,6 +66,7 @@ def make_pets(
         run_trial(key, state, hparams) -> (state, metrics)
         train_model(key, state, hparams) -> (state, metrics)
         trial_and_train(key, state, hparams) -> (state, metrics)
+        member_work(hparams) -> candidate-steps of one planning step (sorts a population)
     """
     if config.replay_capacity < config.trial_length:
         raise ValueError(
@@ -85,6 +86,7 @@ def make_pets(
             max_horizon=config.max_horizon,
             max_population=config.max_population,
             max_iterations=config.max_iterations,
+            candidate_chunk=config.candidate_chunk,
         )
     )
 
@@ -92,7 +94,8 @@ def make_pets(
         inputs = jnp.concatenate([env.obs_preprocess(obs), action], axis=-1)
         return ensemble.predict(model_state, inputs, std=True)
 
-    trajectory_cost = trajectory_sampling.make_trajectory_cost(
+    # Stepped: CEM runs (iteration, chunk, step) as one loop (see planning.cem.make_cem).
+    trajectory_cost = trajectory_sampling.make_stepped_trajectory_cost(
         model_fn,
         env.obs_postprocess,
         env.reward_fn,
@@ -133,8 +136,7 @@ def make_pets(
         hparams: PETSHParams,
     ) -> tuple[jax.Array, dict]:
         """One planning step: CEM from `plan_init` on the model's trajectory-sampling cost."""
-        cost_fn = lambda k, actions, horizon: trajectory_cost(k, model_state, obs, actions, horizon)
-        return cem.optimize(key, cost_fn, plan_init, hparams.planner)
+        return cem.optimize(key, trajectory_cost(model_state, obs), plan_init, hparams.planner)
 
     def _rollout(key, state: AgentState, hparams: PETSHParams, random_policy: bool):
         reset_key, steps_key = jax.random.split(key)
@@ -231,4 +233,5 @@ def make_pets(
         run_trial=run_trial,
         train_model=train_model,
         trial_and_train=trial_and_train,
+        member_work=lambda hparams: cem.padded_work(hparams.planner),
     )

@@ -5,6 +5,7 @@ agent state, and the NamedTuple of pure functions `make_pets` returns.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -30,6 +31,8 @@ class PETSConfig:
     max_horizon: int = 30
     max_population: int = 500
     max_iterations: int = 5
+    # CEM candidates per cost evaluation (None: all at once); padded chunks are skipped.
+    candidate_chunk: int | None = 100
     num_particles: int = 20
     propagation: str = "ts_inf"
     replay_capacity: int = 0  # 0: room for every trial of the run (set by the caller)
@@ -87,3 +90,6 @@ class PETS(NamedTuple):
     run_trial: StepFn
     train_model: StepFn
     trial_and_train: StepFn
+    # member_work(hparams) -> candidate-steps of one planning step (int32): what a population
+    # sorts its members by before mapping them in groups.
+    member_work: Callable[[PETSHParams], jax.Array]

@@ -89,22 +89,27 @@ def check_population(population: int, mesh: Mesh) -> None:
         )
 
 
-def member_map(mesh: Mesh, member_batch: int | None) -> Callable[[Callable], Callable]:
-    """`make_population(member_map=...)`: each device maps `fn` over its own members.
+def shard_members(mesh: Mesh) -> Callable[[Callable], Callable]:
+    """`make_population(distribute=...)`: a mapped per-member function, run per device.
 
-    Every argument and result of the mapped function has the member axis first; it is
-    split over the mesh, and inside each device the members run as `map_members` says
-    (one at a time, in groups, or one vmap).
+    Every argument and result of `mapped` has the member axis first; it is split over the
+    mesh and each device runs `mapped` on its own members (`map_members` one at a time, in
+    groups sorted by work, or one vmap, as the population was built).
     """
     spec = P(AXIS)
 
-    def wrap(fn: Callable) -> Callable:
-        local = population_lib.map_members(fn, member_batch)
+    def wrap(mapped: Callable) -> Callable:
         # check_vma off: every input and output is split over `members`, nothing replicated
         # is claimed, and the check rejects some while-loop carries of MJX and CEM.
-        return jax.shard_map(local, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+        return jax.shard_map(mapped, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
 
     return wrap
+
+
+def member_map(mesh: Mesh, member_batch: int | None) -> Callable[[Callable], Callable]:
+    """`fn` mapped over the members (`map_members`), each device mapping its own."""
+    shard = shard_members(mesh)
+    return lambda fn: shard(population_lib.map_members(fn, member_batch))
 
 
 def members_sharding(mesh: Mesh) -> NamedSharding:

@@ -98,9 +98,8 @@ def build(
         hparams_lib.unit_to_hparams(space, base),
         # Resolved for the whole population, not a device's share, so that each member runs
         # the same computation whatever the device count (records match across counts).
-        member_map=distributed.member_map(
-            mesh, population_lib.resolve_member_batch(config.member_batch, config.population)
-        ),
+        member_batch=population_lib.resolve_member_batch(config.member_batch, config.population),
+        distribute=distributed.shard_members(mesh),
     )
     tuner = make_tuner(config, space)
     return Experiment(config, env, space, agent, population, tuner, base, mesh)

@@ -6,6 +6,7 @@ from jaxmbrl.planning.cem import (
     CEMConfig,
     CEMHParams,
     CostFn,
+    SteppedCost,
     check_cem_hparams,
     default_cem_hparams,
     make_cem,
@@ -13,8 +14,10 @@ from jaxmbrl.planning.cem import (
 )
 from jaxmbrl.planning.trajectory_sampling import (
     PROPAGATIONS,
+    make_stepped_trajectory_cost,
     make_trajectory_cost,
     make_trajectory_rollout,
+    make_trajectory_steps,
 )
 
 __all__ = [
@@ -24,10 +27,13 @@ __all__ = [
     "CEMConfig",
     "CEMHParams",
     "CostFn",
+    "SteppedCost",
     "check_cem_hparams",
     "default_cem_hparams",
     "make_cem",
+    "make_stepped_trajectory_cost",
     "make_trajectory_cost",
     "make_trajectory_rollout",
+    "make_trajectory_steps",
     "planning_flops",
 ]

@@ -18,6 +18,12 @@ choices make this hold:
 Steps >= horizon are sampled but ignored by the cost; iterations >= `iterations` are skipped by a
 `lax.while_loop` (under vmap it runs to the largest `iterations` among the agents).
 
+Candidates are evaluated in chunks of `candidate_chunk` (static): a `lax.fori_loop` with the
+traced trip count ceil(population / candidate_chunk) writes each chunk's costs into a buffer
+pre-filled with +inf, so chunks made only of padded candidates are never evaluated. The cost
+function gets the index of the chunk's first candidate and keys its randomness by the global
+candidate index, so chunked and unchunked planners draw the same numbers.
+
 Defaults (the study's, see shared/reference/hpo_for_mbrl.md, "PETS"): horizon 30, population
 500, 5 iterations, elite ratio 0.1, alpha 0.1; initial variance (ub - lb)^2 / 16.
 """
@@ -31,11 +37,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmbrl.planning import flat_loop
+from jaxmbrl.planning.flat_loop import SteppedCost
+
 # The original (handful-of-trials) replaces non-finite predicted costs by this value.
 NONFINITE_COST = 1e6
 
-# cost_fn(key, actions [max_population, max_horizon, A], horizon) -> costs [max_population]
-CostFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+# cost_fn(key, actions [C, max_horizon, A], horizon, first) -> costs [C]: row i is candidate
+# first + i (first: int32 scalar, traced); randomness must be keyed by that global index.
+CostFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +57,8 @@ class CEMConfig:
     max_horizon: int = 30
     max_population: int = 500
     max_iterations: int = 5
+    # Candidates per cost evaluation; None: all max_population at once (one chunk).
+    candidate_chunk: int | None = None
 
 
 class CEMHParams(NamedTuple):
@@ -72,6 +84,8 @@ class CEM(NamedTuple):
     shift: Callable[..., jax.Array]
     # sample(key, mean, var) -> truncated-normal candidates [max_population, max_horizon, A]
     sample: Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
+    # padded_work(hparams) -> candidate-steps one planning step executes (int32, traced)
+    padded_work: Callable[[CEMHParams], jax.Array]
 
 
 def default_cem_hparams(
@@ -142,6 +156,21 @@ def planning_flops(
     )
 
 
+def chunk_size(config: CEMConfig) -> int:
+    """Candidates per cost evaluation: `candidate_chunk` capped at `max_population`."""
+    chunk = config.candidate_chunk
+    return int(config.max_population) if chunk is None else min(int(chunk), config.max_population)
+
+
+def executed_population(population: Any, chunk: int) -> Any:
+    """Candidates a chunked planner evaluates for `population`: ceil(population / chunk) * chunk.
+
+    Works on Python/numpy numbers and traced jnp arrays alike (the accounting in
+    `jaxmbrl.profiling.flops` and the planner's own `padded_work` share it).
+    """
+    return (population + chunk - 1) // chunk * chunk
+
+
 def _tree_sum(x: jax.Array, size: int) -> jax.Array:
     """Sum over axis 0 by explicit pairwise adds on a zero-padded power-of-two buffer.
 
@@ -172,7 +201,15 @@ def make_cem(config: CEMConfig) -> CEM:
           'var' [max_horizon, A];
         shift(plan, hparams=None) -> warm start: plan shifted by one step, steps >= horizon - 1
           set to the midpoint;
-        sample(key, mean, var) -> [max_population, max_horizon, A] candidates in bounds.
+        sample(key, mean, var) -> [max_population, max_horizon, A] candidates in bounds;
+        padded_work(hparams) -> iterations x executed candidates x horizon, the candidate-steps
+          one planning step runs alone (`executed_population` rounds to whole chunks).
+      cost_fn of `optimize` is called once per chunk as cost_fn(key, actions [chunk,
+      max_horizon, A], horizon, first) -> [chunk], `first` the traced index of the chunk's
+      first candidate. A `SteppedCost` instead runs (iteration, chunk, step) as ONE
+      `while_loop` of iterations x chunks x horizon ticks: alone the same work, but under
+      vmap every agent runs to the largest such product in the batch rather than to the
+      largest iterations times the largest chunk count times the largest horizon.
     """
     low = np.asarray(config.action_low, np.float32)
     high = np.asarray(config.action_high, np.float32)
@@ -182,8 +219,10 @@ def make_cem(config: CEMConfig) -> CEM:
         )
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
         raise ValueError(f"action bounds must be finite with low < high, got {low} and {high}")
-    for name in ("max_horizon", "max_population", "max_iterations"):
+    for name in ("max_horizon", "max_population", "max_iterations", "candidate_chunk"):
         value = getattr(config, name)
+        if name == "candidate_chunk" and value is None:
+            continue
         if not isinstance(value, int | np.integer) or value < 1:
             raise ValueError(f"CEMConfig.{name}={value!r} must be an int >= 1")
     num_actions = low.shape[0]
@@ -193,6 +232,8 @@ def make_cem(config: CEMConfig) -> CEM:
         int(config.max_iterations),
     )
     buffer = 1 << (max_p - 1).bit_length()  # power of two >= max_population
+    chunk = chunk_size(config)
+    padded_p = executed_population(max_p, chunk)  # room for the last chunk
     midpoint = jnp.asarray((low + high) / 2)
     init_var = jnp.broadcast_to(jnp.asarray((high - low) ** 2 / 16), (max_h, num_actions))
     low_j, high_j = jnp.asarray(low), jnp.asarray(high)
@@ -201,21 +242,52 @@ def make_cem(config: CEMConfig) -> CEM:
         del hparams
         return jnp.broadcast_to(midpoint, (max_h, num_actions))
 
-    def sample(key: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
+    def sample_rows(key, mean, var, first, count):
+        # Candidates first .. first + count - 1, each from its own fold_in key.
         chex.assert_shape([mean, var], (max_h, num_actions))
 
         def noise(cand_key, step):
             step_key = jax.random.fold_in(cand_key, step)
             return jax.random.truncated_normal(step_key, -2.0, 2.0, (num_actions,), jnp.float32)
 
-        cand_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(max_p))
+        cand_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(count))
         eps = jax.vmap(jax.vmap(noise, (None, 0)), (0, None))(cand_keys, jnp.arange(max_h))
         # Cap the variance so that 2 std around the mean stay inside the bounds.
         var = jnp.minimum(var, jnp.minimum(((mean - low_j) / 2) ** 2, ((high_j - mean) / 2) ** 2))
         return jnp.clip(mean + jnp.sqrt(var) * eps, low_j, high_j)
 
+    def sample(key: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
+        return sample_rows(key, mean, var, 0, max_p)
+
+    def evaluate(cost_fn, key, cands, horizon, num_chunks):
+        # Costs [max_p] of the first num_chunks chunks; the rest stay +inf, never evaluated.
+        def costs_of(actions, first):
+            costs = cost_fn(key, actions, horizon, first)
+            chex.assert_shape(costs, (actions.shape[0],))
+            return costs.astype(jnp.float32)
+
+        if padded_p == chunk:  # one chunk: no loop
+            return costs_of(cands, jnp.asarray(0, jnp.int32))
+        cands = jnp.concatenate(
+            [cands, jnp.zeros((padded_p - max_p,) + cands.shape[1:], cands.dtype)], axis=0
+        )
+
+        def one_chunk(j, costs):
+            first = (j * chunk).astype(jnp.int32)
+            actions = jax.lax.dynamic_slice_in_dim(cands, first, chunk)
+            return jax.lax.dynamic_update_slice_in_dim(costs, costs_of(actions, first), first, 0)
+
+        costs = jnp.full((padded_p,), jnp.inf, jnp.float32)
+        return jax.lax.fori_loop(0, num_chunks, one_chunk, costs)[:max_p]
+
+    def padded_work(hparams: CEMHParams) -> jax.Array:
+        horizon = jnp.clip(jnp.asarray(hparams.horizon), 1, max_h).astype(jnp.int32)
+        population = jnp.clip(jnp.asarray(hparams.population), 1, max_p).astype(jnp.int32)
+        iterations = jnp.clip(jnp.asarray(hparams.iterations), 1, max_i).astype(jnp.int32)
+        return iterations * executed_population(population, chunk) * horizon
+
     def optimize(
-        key: jax.Array, cost_fn: CostFn, mean_init: jax.Array, hparams: CEMHParams
+        key: jax.Array, cost_fn: CostFn | SteppedCost, mean_init: jax.Array, hparams: CEMHParams
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         chex.assert_shape(mean_init, (max_h, num_actions))
         hparams = CEMHParams(*(jnp.asarray(x) for x in hparams))
@@ -228,13 +300,11 @@ def make_cem(config: CEMConfig) -> CEM:
         is_real = jnp.arange(max_p) < population
         is_elite = (jnp.arange(max_p) < num_elites)[:, None, None]
         elite_count = num_elites.astype(jnp.float32)
+        num_chunks = (population + chunk - 1) // chunk
 
-        def body(carry):
-            it, mean, var, _, _, _ = carry
-            sample_key, cost_key = jax.random.split(jax.random.fold_in(key, it))
-            cands = sample(sample_key, mean, var)
-            costs = cost_fn(cost_key, cands, horizon).astype(jnp.float32)
-            chex.assert_shape(costs, (max_p,))
+        def update(mean, var, cands, costs):
+            # One CEM update from the iteration's candidates [>= max_p] and costs [>= max_p].
+            cands, costs = cands[:max_p], costs[:max_p]
             costs = jnp.where(jnp.isfinite(costs), costs, NONFINITE_COST)
             costs = jnp.where(is_real, costs, jnp.inf)  # padded candidates rank after all real
             order = jnp.argsort(costs, stable=True)
@@ -245,14 +315,37 @@ def make_cem(config: CEMConfig) -> CEM:
             elite_cost = _tree_sum(jnp.where(is_elite[:, 0, 0], ranked_costs, 0.0), buffer)
             mean = alpha * mean + (1.0 - alpha) * elite_mean
             var = alpha * var + (1.0 - alpha) * elite_var
-            return it + 1, mean, var, elite_mean, ranked_costs[0], elite_cost / elite_count
+            return mean, var, elite_mean, ranked_costs[0], elite_cost / elite_count
 
         mean0 = jnp.clip(mean_init.astype(jnp.float32), low_j, high_j)
         inf = jnp.asarray(jnp.inf, jnp.float32)
-        init = (jnp.asarray(0, jnp.int32), mean0, init_var, mean0, inf, inf)
-        _, mean, var, plan, best, elite_cost = jax.lax.while_loop(
-            lambda carry: carry[0] < iterations, body, init
-        )
+        if isinstance(cost_fn, SteppedCost):
+            mean, var, plan, best, elite_cost = flat_loop.run(
+                key,
+                cost_fn,
+                update,
+                sample_rows,
+                mean0,
+                init_var,
+                horizon=horizon,
+                iterations=iterations,
+                num_chunks=num_chunks,
+                chunk=chunk,
+                padded_p=padded_p,
+            )
+        else:
+
+            def body(carry):
+                it, mean, var, _, _, _ = carry
+                sample_key, cost_key = jax.random.split(jax.random.fold_in(key, it))
+                cands = sample(sample_key, mean, var)
+                costs = evaluate(cost_fn, cost_key, cands, horizon, num_chunks)
+                return (it + 1, *update(mean, var, cands, costs))
+
+            init = (jnp.asarray(0, jnp.int32), mean0, init_var, mean0, inf, inf)
+            _, mean, var, plan, best, elite_cost = jax.lax.while_loop(
+                lambda carry: carry[0] < iterations, body, init
+            )
         info = {"best_cost": best, "elite_cost": elite_cost, "smoothed_mean": mean, "var": var}
         return plan, info
 
@@ -265,4 +358,10 @@ def make_cem(config: CEMConfig) -> CEM:
         # Steps the current horizon never planned restart from the midpoint.
         return jnp.where(jnp.arange(max_h)[:, None] >= horizon - 1, midpoint, shifted)
 
-    return CEM(initial_mean=initial_mean, optimize=optimize, shift=shift, sample=sample)
+    return CEM(
+        initial_mean=initial_mean,
+        optimize=optimize,
+        shift=shift,
+        sample=sample,
+        padded_work=padded_work,
+    )

@@ -11,8 +11,9 @@ Particle j of a candidate sits at (model j % num_models, slot j // num_models):
     randomly permuted across the model axis, so every particle gets a uniformly random model and
     every model still sees exactly particles_per_model particles of each candidate;
   * 'expectation': no sampling, the predicted mean is propagated (model j % num_models).
-Random numbers for (step, candidate) come from keys derived with `jax.random.fold_in`, so the
-costs of candidate i do not depend on how many (padded) candidates are evaluated beside it.
+Random numbers for (step, candidate) come from keys derived with `jax.random.fold_in` of the
+global candidate index (`first` + row), so the costs of candidate i do not depend on how many
+(padded) candidates are evaluated beside it, nor on the chunk CEM evaluates it in.
 
 Per step the reward is reward_fn(obs, action, next_obs); once termination_fn fires for a
 particle, its later rewards are dropped (the terminating step's reward counts, as in mbrl-lib's
@@ -22,13 +23,13 @@ summed reward; a non-finite cost becomes 1e6 (the original's value).
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 
-from jaxmbrl.planning.cem import NONFINITE_COST
+from jaxmbrl.planning.cem import NONFINITE_COST, SteppedCost
 
 PROPAGATIONS = ("ts_inf", "ts_1", "expectation")
 
@@ -36,7 +37,29 @@ PROPAGATIONS = ("ts_inf", "ts_1", "expectation")
 ModelFn = Callable[[Any, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
-def make_trajectory_rollout(
+class RolloutCarry(NamedTuple):
+    """State of a rollout between steps (leading dims: M models, P*G particle rows)."""
+
+    key: jax.Array
+    first: jax.Array  # int32: global index of candidate 0
+    actions: jax.Array  # [max_horizon, P, A]
+    obs: jax.Array  # [M, P*G, O]
+    total: jax.Array  # [M, P*G] summed reward
+    alive: jax.Array  # [M, P*G] bool
+
+
+class TrajectorySteps(NamedTuple):
+    """A rollout one step at a time (what CEM's flat loop drives)."""
+
+    # start(key, obs [O], actions [P, max_horizon, A], first) -> RolloutCarry
+    start: Callable[[jax.Array, jax.Array, jax.Array, jax.Array], RolloutCarry]
+    # step(model_state, carry, t) -> carry after step t
+    step: Callable[[Any, RolloutCarry, jax.Array], RolloutCarry]
+    # returns(carry) -> [P, num_particles] summed rewards (column j = particle j)
+    returns: Callable[[RolloutCarry], jax.Array]
+
+
+def make_trajectory_steps(
     model_fn: ModelFn,
     obs_postprocess: Callable[[jax.Array, jax.Array], jax.Array],
     reward_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
@@ -46,15 +69,8 @@ def make_trajectory_rollout(
     num_models: int,
     max_horizon: int,
     propagation: str = "ts_inf",
-) -> Callable[..., jax.Array]:
-    """Builds returns(key, model_state, obs [O], actions [P, H, A], horizon) -> [P, num_particles].
-
-    Args: as `make_trajectory_cost`.
-
-    Returns:
-      A pure function giving each particle's summed reward (column j = particle j, which uses
-      model j % num_models under 'ts_inf' and 'expectation'); non-finite values are kept.
-    """
+) -> TrajectorySteps:
+    """Builds the rollout as start/step/returns. Args: as `make_trajectory_cost`."""
     if propagation not in PROPAGATIONS:
         raise ValueError(f"propagation={propagation!r} must be one of {PROPAGATIONS}")
     for name, value in (
@@ -70,65 +86,119 @@ def make_trajectory_rollout(
         )
     num_m, per_model = num_models, num_particles // num_models
 
-    def candidate_noise(key, shape):
+    def candidate_keys(key, first, num_cands):
+        return jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(num_cands))
+
+    def candidate_noise(key, first, shape):
         # [M, P, G, *shape] from one key per candidate: prefix-stable in P.
-        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(shape[0]))
+        keys = candidate_keys(key, first, shape[0])
         draw = lambda k: jax.random.normal(k, (num_m, per_model) + shape[1:], jnp.float32)
         return jax.vmap(draw, out_axes=1)(keys)
 
-    def candidate_permutation(key, num_cands):
+    def candidate_permutation(key, first, num_cands):
         # [M, P, G]: for each (candidate, slot) a random permutation of the model axis.
-        keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(num_cands))
+        keys = candidate_keys(key, first, num_cands)
         draw = lambda k: jnp.argsort(jax.random.uniform(k, (per_model, num_m)), axis=-1)
         return jnp.transpose(jax.vmap(draw)(keys), (2, 0, 1))
 
-    def returns(
-        key: jax.Array, model_state: Any, obs: jax.Array, actions: jax.Array, horizon: jax.Array
-    ) -> jax.Array:
+    def start(key, obs, actions, first) -> RolloutCarry:
         chex.assert_rank(obs, 1)
         chex.assert_rank(actions, 3)
         num_cands, act_dim = actions.shape[0], actions.shape[2]
         chex.assert_shape(actions, (num_cands, max_horizon, act_dim))
         rows = num_cands * per_model
-        horizon = jnp.clip(horizon, 1, max_horizon).astype(jnp.int32)
-        actions_by_step = jnp.swapaxes(actions.astype(jnp.float32), 0, 1)  # [H, P, A]
-        obs0 = jnp.broadcast_to(obs.astype(jnp.float32), (num_m, rows, obs.shape[0]))
-        sum0 = jnp.zeros((num_m, rows), jnp.float32)
-        alive0 = jnp.ones((num_m, rows), bool)
+        return RolloutCarry(
+            key=key,
+            first=jnp.asarray(first, jnp.int32),
+            actions=jnp.swapaxes(actions.astype(jnp.float32), 0, 1),  # [H, P, A]
+            obs=jnp.broadcast_to(obs.astype(jnp.float32), (num_m, rows, obs.shape[0])),
+            total=jnp.zeros((num_m, rows), jnp.float32),
+            alive=jnp.ones((num_m, rows), bool),
+        )
 
-        def step(t, carry):
-            cur_obs, total, alive = carry
-            noise_key, perm_key = jax.random.split(jax.random.fold_in(key, t))
-            if propagation == "ts_1":
-                perm = candidate_permutation(perm_key, num_cands)
-                regroup = lambda x: x.reshape((num_m, num_cands, per_model) + x.shape[2:])
-                move = lambda x, p: jnp.take_along_axis(regroup(x), p, axis=0).reshape(x.shape)
-                cur_obs = move(cur_obs, perm[..., None])
-                total, alive = move(total, perm), move(alive, perm)
-            act = jax.lax.dynamic_index_in_dim(actions_by_step, t, keepdims=False)  # [P, A]
-            act = jnp.broadcast_to(act[None, :, None], (num_m, num_cands, per_model, act_dim))
-            act = act.reshape(num_m, rows, act_dim)
-            mean, std = model_fn(model_state, cur_obs, act)
-            chex.assert_rank(mean, 3)
-            chex.assert_equal_shape([mean, std])
-            if propagation == "expectation":
-                target = mean
-            else:
-                eps = candidate_noise(noise_key, (num_cands, mean.shape[-1]))
-                target = mean + std * eps.reshape(mean.shape)
-            next_obs = obs_postprocess(cur_obs, target)
-            reward = reward_fn(cur_obs, act, next_obs)
-            chex.assert_shape(reward, (num_m, rows))
-            # where, not multiply: a dead particle's NaN reward must not leak into its sum.
-            total = total + jnp.where(alive, reward, 0.0)
-            if termination_fn is not None:
-                alive = alive & ~termination_fn(cur_obs, act, next_obs)
-            return next_obs, total, alive
+    def step(model_state, carry: RolloutCarry, t) -> RolloutCarry:
+        cur_obs, total, alive = carry.obs, carry.total, carry.alive
+        _, num_cands, act_dim = carry.actions.shape
+        rows = num_cands * per_model
+        noise_key, perm_key = jax.random.split(jax.random.fold_in(carry.key, t))
+        if propagation == "ts_1":
+            perm = candidate_permutation(perm_key, carry.first, num_cands)
+            regroup = lambda x: x.reshape((num_m, num_cands, per_model) + x.shape[2:])
+            move = lambda x, p: jnp.take_along_axis(regroup(x), p, axis=0).reshape(x.shape)
+            cur_obs = move(cur_obs, perm[..., None])
+            total, alive = move(total, perm), move(alive, perm)
+        act = jax.lax.dynamic_index_in_dim(carry.actions, t, keepdims=False)  # [P, A]
+        act = jnp.broadcast_to(act[None, :, None], (num_m, num_cands, per_model, act_dim))
+        act = act.reshape(num_m, rows, act_dim)
+        mean, std = model_fn(model_state, cur_obs, act)
+        chex.assert_rank(mean, 3)
+        chex.assert_equal_shape([mean, std])
+        if propagation == "expectation":
+            target = mean
+        else:
+            eps = candidate_noise(noise_key, carry.first, (num_cands, mean.shape[-1]))
+            target = mean + std * eps.reshape(mean.shape)
+        next_obs = obs_postprocess(cur_obs, target)
+        reward = reward_fn(cur_obs, act, next_obs)
+        chex.assert_shape(reward, (num_m, rows))
+        # where, not multiply: a dead particle's NaN reward must not leak into its sum.
+        total = total + jnp.where(alive, reward, 0.0)
+        if termination_fn is not None:
+            alive = alive & ~termination_fn(cur_obs, act, next_obs)
+        return carry._replace(obs=next_obs, total=total, alive=alive)
 
-        _, total, _ = jax.lax.fori_loop(0, horizon, step, (obs0, sum0, alive0))
+    def returns(carry: RolloutCarry) -> jax.Array:
+        num_cands = carry.actions.shape[1]
         # [M, P, G] -> [P, G, M] -> [P, N]: column g * M + m = particle j with j % M == m.
-        total = jnp.transpose(total.reshape(num_m, num_cands, per_model), (1, 2, 0))
+        total = jnp.transpose(carry.total.reshape(num_m, num_cands, per_model), (1, 2, 0))
         return total.reshape(num_cands, num_particles)
+
+    return TrajectorySteps(start=start, step=step, returns=returns)
+
+
+def make_trajectory_rollout(
+    model_fn: ModelFn,
+    obs_postprocess: Callable[[jax.Array, jax.Array], jax.Array],
+    reward_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    termination_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None,
+    *,
+    num_particles: int,
+    num_models: int,
+    max_horizon: int,
+    propagation: str = "ts_inf",
+) -> Callable[..., jax.Array]:
+    """Builds returns(key, model_state, obs [O], actions [P, H, A], horizon, first=0) -> [P, N].
+
+    Row i of `actions` is candidate first + i (its randomness is keyed by that index).
+    Args: as `make_trajectory_cost`.
+
+    Returns:
+      A pure function giving each particle's summed reward (column j = particle j, which uses
+      model j % num_models under 'ts_inf' and 'expectation'); non-finite values are kept.
+    """
+    steps = make_trajectory_steps(
+        model_fn,
+        obs_postprocess,
+        reward_fn,
+        termination_fn,
+        num_particles=num_particles,
+        num_models=num_models,
+        max_horizon=max_horizon,
+        propagation=propagation,
+    )
+
+    def returns(
+        key: jax.Array,
+        model_state: Any,
+        obs: jax.Array,
+        actions: jax.Array,
+        horizon: jax.Array,
+        first: jax.Array | int = 0,
+    ) -> jax.Array:
+        horizon = jnp.clip(horizon, 1, max_horizon).astype(jnp.int32)
+        step = lambda t, carry: steps.step(model_state, carry, t)
+        carry = jax.lax.fori_loop(0, horizon, step, steps.start(key, obs, actions, first))
+        return steps.returns(carry)
 
     return returns
 
@@ -144,7 +214,7 @@ def make_trajectory_cost(
     max_horizon: int,
     propagation: str = "ts_inf",
 ) -> Callable[..., jax.Array]:
-    """Builds costs(key, model_state, obs [O], actions [P, max_horizon, A], horizon) -> [P].
+    """Builds costs(key, model_state, obs [O], actions [P, max_horizon, A], horizon, first=0).
 
     Args:
       model_fn: (model_state, obs [K, N, O], action [K, N, A]) -> (mean, std) [K, N, T], the
@@ -158,9 +228,10 @@ def make_trajectory_cost(
       propagation: 'ts_inf', 'ts_1' or 'expectation'.
 
     Returns:
-      costs(key, model_state, obs, actions, horizon) -> -mean over particles of the summed reward
-      of the first `horizon` steps, [P] float32; non-finite costs become 1e6. Bind model_state
-      and obs to get CEM's cost_fn(key, actions, horizon).
+      costs(key, model_state, obs, actions, horizon, first=0) -> -mean over particles of the
+      summed reward of the first `horizon` steps, [P] float32 (row i is candidate first + i);
+      non-finite costs become 1e6. Bind model_state and obs to get CEM's
+      cost_fn(key, actions, horizon, first).
     """
     rollout = make_trajectory_rollout(
         model_fn,
@@ -174,9 +245,55 @@ def make_trajectory_cost(
     )
 
     def costs(
-        key: jax.Array, model_state: Any, obs: jax.Array, actions: jax.Array, horizon: jax.Array
+        key: jax.Array,
+        model_state: Any,
+        obs: jax.Array,
+        actions: jax.Array,
+        horizon: jax.Array,
+        first: jax.Array | int = 0,
     ) -> jax.Array:
-        cost = -jnp.mean(rollout(key, model_state, obs, actions, horizon), axis=1)
+        cost = -jnp.mean(rollout(key, model_state, obs, actions, horizon, first), axis=1)
         return jnp.where(jnp.isfinite(cost), cost, NONFINITE_COST)
 
     return costs
+
+
+def make_stepped_trajectory_cost(
+    model_fn: ModelFn,
+    obs_postprocess: Callable[[jax.Array, jax.Array], jax.Array],
+    reward_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    termination_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None,
+    *,
+    num_particles: int,
+    num_models: int,
+    max_horizon: int,
+    propagation: str = "ts_inf",
+) -> Callable[[Any, jax.Array], SteppedCost]:
+    """Builds bind(model_state, obs [O]) -> SteppedCost: `make_trajectory_cost` step by step.
+
+    Args: as `make_trajectory_cost`. The SteppedCost gives CEM the same costs, to float
+    rounding, one model step per call, so CEM can run (iteration, chunk, step) as one loop.
+    """
+    steps = make_trajectory_steps(
+        model_fn,
+        obs_postprocess,
+        reward_fn,
+        termination_fn,
+        num_particles=num_particles,
+        num_models=num_models,
+        max_horizon=max_horizon,
+        propagation=propagation,
+    )
+
+    def bind(model_state: Any, obs: jax.Array) -> SteppedCost:
+        def costs(carry):
+            cost = -jnp.mean(steps.returns(carry), axis=1)
+            return jnp.where(jnp.isfinite(cost), cost, NONFINITE_COST)
+
+        return SteppedCost(
+            start=lambda key, actions, first: steps.start(key, obs, actions, first),
+            step=lambda carry, t: steps.step(model_state, carry, t),
+            costs=costs,
+        )
+
+    return bind

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmbrl.planning.cem import executed_population
+
 
 def planner_work(
     forward_flops: float, iterations: Any, population: Any, horizon: Any, particles: int
@@ -35,23 +37,41 @@ def planner_work(
     return dict(transitions=transitions, flops=transitions * float(forward_flops))
 
 
+def executed_candidates(population: Any, max_population: int, candidate_chunk: int | None) -> Any:
+    """Candidates a chunked planner evaluates (`planning.cem.executed_population`), numpy."""
+    chunk = max_population if candidate_chunk is None else min(candidate_chunk, max_population)
+    return executed_population(np.asarray(population, np.int64), chunk).astype(np.float64)
+
+
 def executed_planner_flops(
     forward_flops_padded: float,
     iterations: Any,
     horizon: Any,
     max_population: int,
     particles: int,
+    population: Any = None,
+    candidate_chunk: int | None = None,
+    flat: bool = False,
 ) -> float:
-    """FLOPs the padded, vmapped planner executes for a population of agents.
+    """FLOPs the padded, vmapped planner executes for ONE vmapped group of agents.
 
-    Every agent evaluates all `max_population` candidates (padded ones too) through the padded
-    network; the iteration and horizon loops have traced trip counts, which under vmap run to
-    the largest value among the agents.
+    Every agent runs the padded network on whole chunks of candidates (all `max_population`
+    without `candidate_chunk` or `population`). Loops with traced trip counts run, under
+    vmap, to the largest trip count among the agents. Nested loops (a plain cost function):
+    agents x max(iterations) x max(executed candidates) x max(horizon) x particles rows.
+    `flat` (a `SteppedCost`, what PETS runs): one loop of iterations x chunks x horizon
+    ticks, agents x max(iterations x executed candidates x horizon) x particles rows.
     """
-    iterations, horizon = np.asarray(iterations), np.asarray(horizon)
-    agents = max(iterations.size, horizon.size)
-    rows = float(np.max(iterations)) * max_population * float(np.max(horizon)) * particles
-    return agents * rows * float(forward_flops_padded)
+    iterations, horizon = np.asarray(iterations, np.float64), np.asarray(horizon, np.float64)
+    candidates = np.asarray(float(max_population))
+    if population is not None and candidate_chunk is not None:
+        candidates = executed_candidates(population, max_population, candidate_chunk)
+    agents = max(iterations.size, horizon.size, candidates.size)
+    if flat:
+        rows = float(np.max(iterations * candidates * horizon))
+    else:
+        rows = float(np.max(iterations) * np.max(candidates) * np.max(horizon))
+    return agents * rows * particles * float(forward_flops_padded)
 
 
 def space_means(space: Any, grid: int = 4096) -> dict[str, float]:
@@ -72,6 +92,7 @@ def padding_share(
     particles: int,
     maxima: Mapping[str, int],
     hparams: Mapping[str, float],
+    candidate_chunk: int | None = None,
 ) -> dict[str, float]:
     """Share of planner FLOPs spent on padding for ONE agent at `hparams`.
 
@@ -80,17 +101,27 @@ def padding_share(
       forward_needed: forward FLOPs per row at the agent's actual width/depth.
       particles: particles per candidate.
       maxima: static 'iterations', 'population', 'horizon' of the compiled program.
-      hparams: the agent's 'iterations', 'population', 'horizon' (may be means: floats).
+      hparams: the agent's 'iterations', 'population', 'horizon' (may be means: floats) and
+        optionally 'executed_population' (for means: E[candidates run]; else the population
+        rounded up to whole chunks).
+      candidate_chunk: the planner's chunk (None: all `max_population` candidates at once).
 
     Returns:
-      needed FLOPs; executed FLOPs alone (the loops stop at the agent's own iterations and
-      horizon, only candidates and width/depth are padded) and at the maxima (the loops run to
-      the maxima, as when any vmapped member sits there); the padding share of each.
+      needed FLOPs; executed FLOPs alone (the loops stop at the agent's own iterations,
+      chunks and horizon; the last chunk and width/depth are padded) and at the maxima (the
+      loops run to the maxima, as when any vmapped member sits there); the padding share of
+      each.
     """
     i, p, h = (float(hparams[k]) for k in ("iterations", "population", "horizon"))
     needed = i * p * h * particles * forward_needed
-    alone = i * maxima["population"] * h * particles * forward_padded
-    full = maxima["iterations"] * maxima["population"] * maxima["horizon"] * particles
+    chunk = maxima["population"] if candidate_chunk is None else candidate_chunk
+    candidates = hparams.get("executed_population")
+    if candidates is None:
+        candidates = executed_candidates(np.ceil(p), maxima["population"], chunk)
+    candidates = float(candidates)
+    alone = i * candidates * h * particles * forward_padded
+    top = float(executed_candidates(maxima["population"], maxima["population"], chunk))
+    full = maxima["iterations"] * top * maxima["horizon"] * particles
     full *= forward_padded
     return dict(
         iterations=i,
@@ -114,27 +145,44 @@ def population_padding_share(
     key: jax.Array,
     draws: int = 256,
     member_batch: int | None = None,
+    candidate_chunk: int | None = None,
+    flat: bool = True,
 ) -> dict[str, float]:
     """Padding share of a population of `members` agents drawn from the prior.
 
-    Monte Carlo over `draws` populations: needed = sum of each agent's i * p * h; executed =
-    per group of vmapped members (all of them, or `member_batch` at a time as in
-    `population.map_members`): group size x max(i) x max_population x max(h) of the group
-    (see `executed_planner_flops`).
+    Monte Carlo over `draws` populations, modelling what `population.make_population` runs:
+    needed = sum of each agent's i * p * h; executed = per group of vmapped members (all of
+    them, or `member_batch` at a time as `lax.map` groups them, the last group holding the
+    remainder) what `executed_planner_flops` counts for the group: with c = ceil(p / chunk)
+    x chunk, group size x max(i x c x h) for the `flat` loop of PETS, group size x max(i) x
+    max(c) x max(h) for nested loops. With 1 < member_batch < members the members are first
+    sorted by i x c x h (the agent's `member_work`), as `make_population` does.
     """
     unit = jax.random.uniform(key, (draws, members, space.dim), jnp.float32)
     values = {k: np.asarray(v, np.float64) for k, v in space.from_unit(unit).items()}
     i, p, h = values["num_cem_iters"], values["cem_popsize"], values["plan_hor"]
     needed = np.sum(i * p * h, axis=1) * particles * forward_needed
-    executed = np.zeros(draws)
+    chunk = maxima["population"] if candidate_chunk is None else candidate_chunk
+    c = executed_candidates(p, maxima["population"], chunk)
     group = members if member_batch is None else member_batch
+    if 1 < group < members:
+        order = np.argsort(i * c * h, axis=1, kind="stable")
+        i, c, h = (np.take_along_axis(x, order, axis=1) for x in (i, c, h))
+    executed = np.zeros(draws)
     for start in range(0, members, group):  # host-side accounting, not a hot path
-        gi, gh = i[:, start : start + group], h[:, start : start + group]
-        executed += gi.shape[1] * np.max(gi, axis=1) * np.max(gh, axis=1)
-    executed *= maxima["population"] * particles * forward_padded
+        gi, gc, gh = (x[:, start : start + group] for x in (i, c, h))
+        if flat:
+            rows = np.max(gi * gc * gh, axis=1)
+        else:
+            rows = np.max(gi, axis=1) * np.max(gc, axis=1) * np.max(gh, axis=1)
+        executed += gi.shape[1] * rows
+    executed *= particles * forward_padded
     return dict(
         members=members,
         member_batch=member_batch,
+        candidate_chunk=candidate_chunk,
+        flat=flat,
+        groups=-(-members // group),
         draws=draws,
         needed_flops=float(np.mean(needed)),
         executed_flops=float(np.mean(executed)),

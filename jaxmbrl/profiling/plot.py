@@ -55,10 +55,13 @@ def table(result: dict) -> str:
         f"{100 * pad['default']['padding_share']:.0f}% "
         f"({100 * pad['default']['padding_share_at_maxima']:.0f}% if loops run to the maxima), "
         f"space mean {100 * pad['space_mean']['padding_share']:.0f}% "
-        f"({100 * pad['space_mean']['padding_share_at_maxima']:.0f}%), population of 40 from "
-        f"the prior {100 * pad['population_of_40_from_prior']['padding_share']:.0f}% "
-        f"(one member at a time: "
-        f"{100 * pad['population_of_40_one_at_a_time']['padding_share']:.0f}%)"
+        f"({100 * pad['space_mean']['padding_share_at_maxima']:.0f}%), population of "
+        f"{pad['members']} from the prior: "
+        f"{100 * pad['population_accelerator_default']['padding_share']:.0f}% in "
+        f"{pad['population_accelerator_default']['groups']} sorted vmapped groups "
+        f"(accelerator default), "
+        f"{100 * pad['population_cpu_default']['padding_share']:.0f}% one at a time (CPU), "
+        f"{100 * pad['population_one_vmap']['padding_share']:.0f}% in one vmap"
     )
     lines.append(
         f"paper-scale projection (40 x 300 half_cheetah trials x 1000 steps, {proj['basis']}): "

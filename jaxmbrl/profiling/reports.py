@@ -8,8 +8,11 @@ take at the measured rates, and how every rate scales with the population size.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from jaxmbrl import envs, tuners
+from jaxmbrl import population as population_lib
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 from jaxmbrl.experiments.hparams import config_for_space
@@ -42,8 +45,22 @@ def forward_flops_of(env, config: pets_lib.PETSConfig) -> int:
     )
 
 
-def padding_report(env_name: str, agent: pets_lib.PETS, key: jax.Array) -> dict:
-    """Planner FLOPs spent on padding for the study's planning search space (paper maxima)."""
+def expected_executed(space, maxima, chunk, grid: int = 4096) -> float:
+    """E[ceil(p / chunk) * chunk] of the CEM population p under the prior (midpoint grid)."""
+    u = (np.arange(grid, dtype=np.float32) + 0.5) / grid
+    population = np.asarray(space["cem_popsize"].from_unit(jnp.asarray(u)))
+    return float(np.mean(flops.executed_candidates(population, maxima["population"], chunk)))
+
+
+def padding_report(env_name: str, agent: pets_lib.PETS, key: jax.Array, members: int = 40) -> dict:
+    """Planner FLOPs spent on padding for the study's planning search space (paper maxima).
+
+    The population of `members` drawn from the prior is accounted in the two defaults of
+    `population.resolve_member_batch`: on an accelerator `ACCELERATOR_GROUPS` vmapped groups
+    of members sorted by work, on a CPU one member at a time; and, for reference, as one vmap
+    of all members, at other group counts (`population_by_groups`) and with nested instead
+    of PETS' flat planner loop.
+    """
     env = agent.env
     space = tuners.get_space("planning", env=env_name)
     paper, _ = config_for_space(env, "paper", 1, space, trial_length=1)
@@ -54,14 +71,34 @@ def padding_report(env_name: str, agent: pets_lib.PETS, key: jax.Array) -> dict:
     )
     fwd = forward_flops_of(env, paper)  # the planning space leaves the model alone
     defaults = {p.name: p.default for p in space.params}
+    chunk = paper.candidate_chunk
 
-    def case(values):
+    def case(values, executed=None):
         hp = dict(
             iterations=values["num_cem_iters"],
             population=values["cem_popsize"],
             horizon=values["plan_hor"],
         )
-        return flops.padding_share(fwd, fwd, paper.num_particles, maxima, hp)
+        if executed is not None:
+            hp["executed_population"] = executed
+        return flops.padding_share(fwd, fwd, paper.num_particles, maxima, hp, chunk)
+
+    def population(member_batch, flat=True):
+        return flops.population_padding_share(
+            space,
+            fwd,
+            fwd,
+            paper.num_particles,
+            maxima,
+            members,
+            key,
+            member_batch=member_batch,
+            candidate_chunk=chunk,
+            flat=flat,
+        )
+
+    accelerator_batch = population_lib.accelerator_member_batch(members)
+    accelerator_batch = None if accelerator_batch >= members else accelerator_batch
 
     return dict(
         space="planning",
@@ -69,14 +106,19 @@ def padding_report(env_name: str, agent: pets_lib.PETS, key: jax.Array) -> dict:
         maxima=maxima,
         forward_flops=fwd,
         particles=paper.num_particles,
+        candidate_chunk=chunk,
+        members=members,
         default=case(defaults),
-        space_mean=case(flops.space_means(space)),
-        population_of_40_from_prior=flops.population_padding_share(
-            space, fwd, fwd, paper.num_particles, maxima, 40, key
-        ),
-        population_of_40_one_at_a_time=flops.population_padding_share(
-            space, fwd, fwd, paper.num_particles, maxima, 40, key, member_batch=1
-        ),
+        space_mean=case(flops.space_means(space), executed=expected_executed(space, maxima, chunk)),
+        population_accelerator_default=population(accelerator_batch),
+        population_cpu_default=population(1),
+        population_one_vmap=population(None),
+        population_by_groups={
+            groups: population(-(-members // groups))["padding_share"]
+            for groups in (2, 4, 5, 8, 10, 20)
+        },
+        # The same groups if (iteration, chunk, step) were nested loops (a plain cost_fn).
+        population_accelerator_default_nested=population(accelerator_batch, flat=False),
     )
 
 

@@ -185,7 +185,11 @@ def measure_population(
     batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), hparams)
     batched = jax.device_put(batched, split)
     population = population_lib.make_population(
-        agent, n, lambda unit: batched, member_map=member_map
+        agent,
+        n,
+        lambda unit: batched,
+        member_batch=member_batch,
+        distribute=distributed.shard_members(mesh),
     )
     init_key, env_key, act_key, data_key, train_key, plan_key = jax.random.split(key, 6)
     unit = jnp.zeros((n, 1), jnp.float32)
@@ -261,6 +265,9 @@ def measure_population(
         hp.horizon,
         cfg.max_population,
         cfg.num_particles,
+        population=hp.population,
+        candidate_chunk=cfg.candidate_chunk,
+        flat=True,
     )
     out["planner"] = dict(**work, executed_flops=executed, **timed)
     out["planner"]["transitions_per_second"] = work["transitions"] / timed["seconds"]
