@@ -6,8 +6,9 @@ r"""Population-throughput profiler of a PETS population (Zhang et al., AISTATS 2
       --steps=2 --out=runs/throughput_paper
 
 Flags -> `jaxmbrl.profiling.throughput.ThroughputConfig` -> `jaxmbrl.profiling.throughput.run`
-(what is measured is documented there). Prints a table; writes DIR/throughput.json and
-DIR/throughput.png.
+(what is measured is documented there). Prints a table and the total and per-device rates;
+writes DIR/throughput.json and DIR/throughput.png. `--devices=K` splits the members over K
+devices (default: all); every population size must divide over them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ def main(argv: list[str]) -> None:
     config = _cli.config_from_flags(throughput.ThroughputConfig)
     logging.set_verbosity(logging.WARNING)  # JAX's backend notes are not ours to print
     out = flags.FLAGS.out
+    try:  # a size that does not divide over --devices: one line, before --out is touched
+        throughput.make_mesh(config)
+    except ValueError as error:
+        _cli.usage_error(str(error))
     _cli.prepare_out(out)
     runtime.enable_compilation_cache()
     result = throughput.run(config)
@@ -40,6 +45,7 @@ def main(argv: list[str]) -> None:
     runtime.write_json(json_path, result)
     plot.plot(result, png_path)
     print(plot.table(result))
+    print("\n".join(throughput.rate_lines(result)))
     print(f"wrote {json_path} and {png_path}")
 
 

@@ -9,6 +9,11 @@ DIR/schedules.png, DIR/schedule.npz (every decision: copies and hyperparameters)
 checkpoints under DIR/checkpoints. `--tuner=replay --schedule=DIR/schedule.npz` replays a
 recorded schedule on another seed or env. Re-running with the same --out (and --resume)
 continues from the newest complete checkpoint.
+
+The members are split over --devices (default: all); a population that does not divide over
+them is an error. Several processes (one per host or GPU) join with --coordinator_address
+(HOST:PORT of process 0, with --num_processes and --process_id, or 'auto' under Slurm); they
+share --out, each writes its checkpoint shards, process 0 the records and plots.
 """
 
 from __future__ import annotations
@@ -39,9 +44,15 @@ def main(argv: list[str]) -> None:
     out = flags.FLAGS.out
     if not flags.FLAGS.resume and os.path.exists(os.path.join(out, "config.json")):
         _cli.usage_error(f"--out={out} already holds a run and --noresume was given")
+    logging.set_verbosity(logging.WARNING)  # JAX's backend and orbax log at INFO
+    placement = experiments.distributed
+    try:  # before --out is touched: a bad device count leaves nothing behind
+        placement.initialize(config.coordinator_address, config.num_processes, config.process_id)
+        placement.check_population(config.population, placement.make_mesh(config.devices))
+    except ValueError as error:
+        _cli.usage_error(str(error))
     _cli.prepare_out(out)
     runtime.enable_compilation_cache()
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     progress = Progress(log=log)  # a bar on a terminal, plain lines otherwise
     try:
@@ -50,6 +61,8 @@ def main(argv: list[str]) -> None:
         _cli.usage_error(str(error))
     finally:
         progress.close()
+    if not placement.is_primary():
+        return
     analysis.plot_run(os.path.join(out, "members.jsonl"), out)
     num = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
     first, last = summary["first_step"] or {}, summary["last_step"] or {}

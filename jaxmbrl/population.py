@@ -162,6 +162,7 @@ def make_population(
     hparams_fn: Callable[[jax.Array], Any],
     fitness_window: int = 3,
     member_batch: int | None = None,
+    distribute: Callable[[Callable], Callable] | None = None,
 ) -> Population:
     """Wraps an agent (`init(key, hparams)`, `trial_and_train(key, state, hparams)`).
 
@@ -175,6 +176,9 @@ def make_population(
       member_batch: None: `step` vmaps all N members at once; k: a `lax.map` over groups of
         k vmapped members (see the module docstring; `map_members`), sorted by the agent's
         `member_work(hparams)` when it has one and 1 < k < N.
+      distribute: wraps `step`'s mapped per-member trial (every argument and result has the
+        member axis first), e.g. `experiments.distributed.shard_members` runs it as a
+        `shard_map` over devices, each device mapping (and sorting) its own members.
 
     Returns:
       A `Population` NamedTuple of pure functions:
@@ -192,7 +196,8 @@ def make_population(
     # Sorting only helps when there are several groups of more than one member.
     sort = work_fn is not None and member_batch is not None and 1 < member_batch < n
     group = (lambda mapped: sorted_by_work(mapped, work_fn)) if sort else (lambda mapped: mapped)
-    trial_and_train = group(map_members(agent.trial_and_train, member_batch))
+    distribute = distribute or (lambda mapped: mapped)
+    trial_and_train = distribute(group(map_members(agent.trial_and_train, member_batch)))
 
     def member_step_if_active(key, agent_state, hparams, is_active):
         # An idle member (Hyperband's waiting slots) skips its trial: a real branch when
@@ -203,7 +208,7 @@ def make_population(
 
         return jax.lax.cond(is_active, agent.trial_and_train, idle, key, agent_state, hparams)
 
-    masked_trial_and_train = group(map_members(member_step_if_active, member_batch))
+    masked_trial_and_train = distribute(group(map_members(member_step_if_active, member_batch)))
 
     def fresh_members(key, hparams) -> Members:
         return Members(

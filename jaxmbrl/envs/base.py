@@ -115,14 +115,17 @@ class MjxEnv:
     def __init__(self, config: MjxConfig):
         self.config = config
         self.mj_model = apply_solver_options(self._make_mj_model(), config)
-        self.mjx_model = mjx.put_model(self.mj_model)
+        # MJX's default is jax.devices()[0], which only process 0 of a multi-process run
+        # can address; each process keeps its own copy on its first local device.
+        device = jax.local_devices()[0]
+        self.mjx_model = mjx.put_model(self.mj_model, device=device)
         self.action_size = int(self.mj_model.nu)
         ctrlrange = self.mj_model.actuator_ctrlrange.astype(np.float32)
         self.action_low = np.ascontiguousarray(ctrlrange[:, 0])
         self.action_high = np.ascontiguousarray(ctrlrange[:, 1])
         self.episode_length = int(config.episode_length)
         self.dt = float(self.mj_model.opt.timestep * config.frame_skip)
-        self._data0 = mjx.make_data(self.mjx_model)
+        self._data0 = mjx.make_data(self.mjx_model, device=device)
         # Sizes follow from the pure functions themselves (shape-only tracing, no compile).
         obs = jax.eval_shape(self._obs, self._data0, self._data0)
         self.observation_size = int(obs.shape[-1])

@@ -1,10 +1,11 @@
-"""Experiments of Zhang et al. (AISTATS 2021) on one accelerator: tuning runs, checkpoints.
+"""Experiments of Zhang et al. (AISTATS 2021): tuning runs, checkpoints, members over devices.
 
 `run(TuneConfig(...), out_dir)` runs or resumes a tuning run of a PETS population; a run
 directory holds its settings, per-member records, checkpoints and recorded schedule.
 `config_for_space` / `unit_to_hparams` bridge a tuner's search space to the agent.
 """
 
+from jaxmbrl.experiments import distributed
 from jaxmbrl.experiments.checkpoint import Checkpointer
 from jaxmbrl.experiments.config import TUNERS, TuneConfig
 from jaxmbrl.experiments.hparams import config_for_space, unit_to_hparams
@@ -28,6 +29,7 @@ __all__ = [
     "build",
     "compile_programs",
     "config_for_space",
+    "distributed",
     "init_run",
     "load_schedule",
     "make_tuner",

@@ -14,6 +14,9 @@ from jaxmbrl.agents import presets
 from jaxmbrl.experiments import schedules
 from jaxmbrl.options import check_options, option
 
+# Where the members run: any of these may change when a run is resumed.
+PLACEMENT_FIELDS = ("devices", "coordinator_address", "num_processes", "process_id")
+
 # Every registered tuner, and `replay`: re-run a recorded schedule (`schedule.npz`).
 TUNERS = (*tuners.REGISTRY, "replay")
 
@@ -43,6 +46,16 @@ class TuneConfig:
         50, "Env steps between progress reports from inside a compiled trial (0: none).", low=0
     )
     member_batch: int = option(0, population_lib.MEMBER_BATCH_HELP, low=0)
+    devices: int = option(
+        0, "Devices the members are sharded over (0: all devices of all processes).", low=0
+    )
+    coordinator_address: str = option(
+        "",
+        "Multi-process runs: 'HOST:PORT' of process 0's coordinator, 'auto' for JAX's cluster "
+        "auto-detection (Slurm, Open MPI, TPU pods); '' for one process.",
+    )
+    num_processes: int = option(0, "Processes of a multi-process run (0: auto-detect).", low=0)
+    process_id: int = option(-1, "This process's index (-1: auto-detect).", low=-1)
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid range."""
@@ -62,5 +75,9 @@ class TuneConfig:
                     f"population={self.population} differs from the schedule's {population} "
                     f"members ({self.schedule})"
                 )
+        if self.num_processes and self.process_id >= self.num_processes:
+            raise ValueError(
+                f"process_id={self.process_id} must be < num_processes={self.num_processes}"
+            )
         if self.tuner == "pbt_bt" and self.population < 2:
             raise ValueError(f"population={self.population} must be >= 2 for pbt_bt")

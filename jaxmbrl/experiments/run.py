@@ -5,6 +5,9 @@ advances the whole PETS population by one trial (`Population.step`) and the tune
 and exploit are one more compiled call. The host writes `members.jsonl` (one line per member
 per trial), checkpoints the whole run state with orbax every `checkpoint_every` tuner steps,
 and at the end writes `summary.json` and `schedule.npz` (plots: `jaxmbrl.analysis`).
+The members are split over the devices of every process (`experiments.distributed`); every
+process runs this loop and saves its shards of each checkpoint, process 0 alone writes the
+records, the summary and the schedule.
 """
 
 from __future__ import annotations
@@ -17,24 +20,37 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl.experiments import checkpoint, rundir, schedules, tuning
-from jaxmbrl.experiments.config import TuneConfig
+from jaxmbrl.experiments import checkpoint, distributed, rundir, schedules, tuning
+from jaxmbrl.experiments.config import PLACEMENT_FIELDS, TuneConfig
 from jaxmbrl.experiments.progress import Progress
 
 
 def check_settings(out_dir: str, config: TuneConfig) -> None:
-    """A run directory belongs to one set of settings: refuse to mix two runs."""
+    """A run directory belongs to one set of settings: refuse to mix two runs.
+
+    The device count and process layout may change on resume (orbax re-shards a checkpoint
+    for the new mesh), so they are not part of a run's identity.
+    """
     defaults = {f.name: f.default for f in dataclasses.fields(TuneConfig)}
     rundir.check_settings(
         out_dir,
         dataclasses.asdict(config),
         defaults,
-        # Neither changes a result: checkpoints and progress lines only.
-        ignore=("checkpoint_every", "progress_every"),
+        # None changes a result: checkpoints, progress lines, where the members run.
+        ignore=("checkpoint_every", "progress_every", *PLACEMENT_FIELDS),
     )
+
+
+def start(config: TuneConfig, on_progress=None) -> tuning.Experiment:
+    """Joins the run's processes and builds its experiment (ValueError: a bad setting).
+
+    Nothing is compiled yet; the device count is checked against the population.
+    """
+    config.validate()
+    distributed.initialize(config.coordinator_address, config.num_processes, config.process_id)
+    return tuning.build(config, on_progress=on_progress)
 
 
 def member_records(
@@ -84,13 +100,20 @@ def run(
       The summary (also written to `out_dir/summary.json`).
     """
     wall_start = time.perf_counter()
-    own_progress = bool(config.progress_every) and progress is None
+    config.validate()
+    distributed.initialize(config.coordinator_address, config.num_processes, config.process_id)
+    primary = distributed.is_primary()
+    if not primary:
+        log = lambda _: None  # noqa: E731 - process 0 reports for all
+    # Every process compiles the same program (callbacks included); only process 0 shows it.
+    own_progress = bool(config.progress_every) and (progress is None or not primary)
     if own_progress:
         progress = Progress(log=log, bar=False)
     on_progress = progress.update if config.progress_every else None
-    exp = tuning.build(config, on_progress=on_progress)
+    exp = start(config, on_progress)
     rundir.prepare_out_dir(out_dir)
-    check_settings(out_dir, config)
+    if primary:
+        check_settings(out_dir, config)
     members_path = os.path.join(out_dir, "members.jsonl")
     run_state = tuning.init_run(exp)
     checkpointer = checkpoint.Checkpointer(
@@ -102,7 +125,10 @@ def run(
     if restored is not None:
         run_state, meta = restored
         log(f"resumed from tuner step {int(run_state.step)} ({meta['members_lines']} records)")
-    rundir.truncate_lines(members_path, meta["members_lines"])
+    if primary:
+        rundir.truncate_lines(members_path, meta["members_lines"])
+    replicated = distributed.replicated(exp.mesh)
+    local = distributed.local_members(exp.mesh, config.population)
     programs = tuning.compile_programs(exp, run_state)
     log(f"compiled population step and tuner update in {programs.compile_seconds:.1f} s")
 
@@ -112,9 +138,11 @@ def run(
         for t in range(int(budget.max())):
             active = budget > t
             if on_progress is not None:
+                # Callbacks come from this process's devices only: count its own members.
                 label = f"step {int(run_state.step)} trial {t + 1}/{int(budget.max())}"
-                progress.start(label, int(active.sum()), exp.agent.config.trial_length)
-            pop_state, metrics = programs.step(pop_state, jnp.asarray(active))
+                mine = int((active & local).sum())
+                progress.start(label, mine, exp.agent.config.trial_length)
+            pop_state, metrics = programs.step(pop_state, distributed.to_global(active, replicated))
             per_trial.append((active, jax.device_get(metrics)))
             if on_progress is not None:
                 progress.finish()
@@ -152,7 +180,8 @@ def run(
             pop_state, tuner_state, key, run_state.step + 1, run_state.elapsed
         )
         meta["schedule"].append(schedules.decision_record(tuner_state.decision))
-        rundir.append_jsonl(members_path, rows)
+        if primary:
+            rundir.append_jsonl(members_path, rows)
         meta["members_lines"] += len(rows)
         h = meta["history"][-1]
         num = lambda x: "     n/a" if x is None else f"{x:8.2f}"  # noqa: E731
@@ -180,7 +209,10 @@ def run(
         last_step=meta["history"][-1] if meta["history"] else None,
         wall_seconds=time.perf_counter() - wall_start,
         compile_seconds=programs.compile_seconds,
+        placement=distributed.placement(run_state.population, exp.mesh),
     )
+    if not primary:
+        return summary
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     schedules.save_schedule(os.path.join(out_dir, "schedule.npz"), meta["schedule"])

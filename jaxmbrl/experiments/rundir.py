@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,7 +23,8 @@ def prepare_out_dir(out_dir: str) -> None:
         raise ValueError(f"--out={out_dir} is a file; it must be a directory")
     try:
         os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, ".write_test")
+        # One probe per process: the processes of a multi-host run share the directory.
+        probe = os.path.join(out_dir, f".write_test.{socket.gethostname()}.{os.getpid()}")
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)

@@ -4,7 +4,9 @@ Zhang et al., "On the Importance of Hyperparameter Optimization for Model-based
 Reinforcement Learning", AISTATS 2021: random search, Hyperband, PBT and PBT-BT tuning PETS.
 `build(config)` assembles the experiment; `init_run` its state; `compile_programs` the two
 AOT-compiled programs the host loop (`experiments.run`) calls: the population step (one
-trial for every member) and the tuner's update + exploit.
+trial for every member) and the tuner's update + exploit. The members are sharded over the
+devices of `config.devices` (`experiments.distributed`): both programs are one SPMD program
+over the whole mesh.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from jaxmbrl import envs, tuners
 from jaxmbrl import population as population_lib
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
+from jaxmbrl.experiments import distributed
 from jaxmbrl.experiments import hparams as hparams_lib
 from jaxmbrl.experiments.config import TuneConfig
 from jaxmbrl.experiments.schedules import load_schedule
@@ -34,6 +37,7 @@ class Experiment(NamedTuple):
     population: population_lib.Population
     tuner: tuners.Tuner
     base_hparams: pets_lib.PETSHParams
+    mesh: jax.sharding.Mesh  # axis `members`: the devices the members are split over
 
 
 def tuner_settings(config: TuneConfig) -> dict[str, Any]:
@@ -72,8 +76,12 @@ def build(
       config: the run's settings.
       on_progress: host callback of the agent's compiled trial (see `make_pets`), called
         every `config.progress_every` env steps; None: no callbacks compiled in.
+
+    Call `distributed.initialize` first in a multi-process run: this looks at the devices.
     """
     config.validate()
+    mesh = distributed.make_mesh(config.devices)
+    distributed.check_population(config.population, mesh)
     env = envs.load(config.env)
     space = tuners.get_space(config.space, env=config.env)
     overrides = {"trial_length": config.trial_length} if config.trial_length else {}
@@ -88,9 +96,13 @@ def build(
         agent,
         config.population,
         hparams_lib.unit_to_hparams(space, base),
+        # Resolved for the whole population, not a device's share, so that each member runs
+        # the same computation whatever the device count (records match across counts).
         member_batch=population_lib.resolve_member_batch(config.member_batch, config.population),
+        distribute=distributed.shard_members(mesh),
     )
-    return Experiment(config, env, space, agent, population, make_tuner(config, space), base)
+    tuner = make_tuner(config, space)
+    return Experiment(config, env, space, agent, population, tuner, base, mesh)
 
 
 class RunState(NamedTuple):
@@ -104,15 +116,33 @@ class RunState(NamedTuple):
 
 
 def init_run(exp: Experiment) -> RunState:
-    key = jax.random.PRNGKey(exp.config.seed)
-    tuner_key, pop_key, key = jax.random.split(key, 3)
-    pop_state = jax.jit(exp.population.init)(pop_key, exp.space.default_unit(exp.config.population))
-    one_member = jax.tree.map(lambda x: x[0], pop_state.members)
-    tuner_state = jax.jit(exp.tuner.init)(tuner_key, one_member)
-    pop_state = jax.jit(exp.population.apply)(
-        pop_state, tuner_state.decision, exp.tuner.archive(tuner_state)
+    """The run's first state, members already split over `exp.mesh` (one program)."""
+
+    def init() -> RunState:
+        key = jax.random.PRNGKey(exp.config.seed)
+        tuner_key, pop_key, key = jax.random.split(key, 3)
+        unit = exp.space.default_unit(exp.config.population)
+        pop_state = exp.population.init(pop_key, unit)
+        one_member = jax.tree.map(lambda x: x[0], pop_state.members)
+        tuner_state = exp.tuner.init(tuner_key, one_member)
+        pop_state = exp.population.apply(
+            pop_state, tuner_state.decision, exp.tuner.archive(tuner_state)
+        )
+        return RunState(pop_state, tuner_state, key, jnp.int32(0), jnp.int32(0))
+
+    return jax.jit(init, out_shardings=run_shardings(exp, jax.eval_shape(init)))()
+
+
+def run_shardings(exp: Experiment, run: RunState) -> RunState:
+    """Shardings of a run state: population split over the members axis, the rest replicated."""
+    rep = distributed.replicated(exp.mesh)
+    return RunState(
+        population=distributed.population_shardings(run.population, exp.mesh),
+        tuner=jax.tree.map(lambda _: rep, run.tuner),
+        key=rep,
+        step=rep,
+        elapsed=rep,
     )
-    return RunState(pop_state, tuner_state, key, jnp.int32(0), jnp.int32(0))
 
 
 class Programs(NamedTuple):
@@ -124,10 +154,18 @@ class Programs(NamedTuple):
 def compile_programs(exp: Experiment, run: RunState) -> Programs:
     """AOT-compiles the population step and the tuner update+apply, timing compilation."""
     start = time.perf_counter()
-    active = jnp.ones((exp.config.population,), bool)
+    shardings = run_shardings(exp, run)
+    pop, rep = shardings.population, distributed.replicated(exp.mesh)
+    active = distributed.to_global(np.ones((exp.config.population,), bool), rep)
     # Pusher needs XLA:CPU's fusion emitters off (env.compiler_options), see BUILD_NOTES.
+    # Metrics come back replicated: every process reads all members' records.
     options = exp.env.compiler_options
-    step = jax.jit(exp.population.step, compiler_options=options)
+    step = jax.jit(
+        exp.population.step,
+        in_shardings=(pop, rep),
+        out_shardings=(pop, rep),
+        compiler_options=options,
+    )
     step = step.lower(run.population, active).compile()
 
     def update(key, tuner_state, pop_state):
@@ -136,7 +174,10 @@ def compile_programs(exp: Experiment, run: RunState) -> Programs:
         pop_state = exp.population.apply(pop_state, decision, exp.tuner.archive(tuner_state))
         return tuner_state, pop_state, fitness
 
-    update = jax.jit(update).lower(run.key, run.tuner, run.population).compile()
+    update = jax.jit(
+        update, in_shardings=(rep, shardings.tuner, pop), out_shardings=(shardings.tuner, pop, rep)
+    )
+    update = update.lower(run.key, run.tuner, run.population).compile()
     return Programs(step, update, time.perf_counter() - start)
 
 

@@ -17,6 +17,12 @@ Every rate is also given per CPU second (time.process_time): on a shared host wa
 rates move with the load, CPU-second rates much less. The first trial of a member acts at
 random and is not timed (`first_trial_seconds`); under vmap its `lax.cond` runs both
 branches and costs as much as a planned trial.
+
+With several devices (`devices`, default all) the members of the population step, of model
+training and of the planning step are split over them as in a tuning run
+(`experiments.distributed`); rates are totals over the devices, and `per_device` divides
+them by the device count. The MJX step alone, the matmul roofline and the model's forward
+pass alone run on one device.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from jaxmbrl import population as population_lib
 from jaxmbrl import replay as replay_lib
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
+from jaxmbrl.experiments import distributed
 from jaxmbrl.models import ensemble as ensemble_lib
 from jaxmbrl.options import check_options, option
 from jaxmbrl.profiling import flops, planner_costs, reports
@@ -64,12 +71,24 @@ class ThroughputConfig:
         1.0, "Timing budget per measurement: fast calls repeat, the best is kept.", low=0.0
     )
     member_batch: int = option(0, population_lib.MEMBER_BATCH_HELP, low=0)
+    devices: int = option(
+        0, "Devices the members are split over (0: all); every size must divide over them.", low=0
+    )
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid range."""
         check_options(self)
         if len(set(self.population)) != len(self.population):
             raise ValueError(f"population={list(self.population)} has repeated sizes")
+
+
+def make_mesh(config: ThroughputConfig) -> jax.sharding.Mesh:
+    """The devices the members are split over; ValueError (one line) if a size does not
+    divide over them. Looks at the devices, compiles nothing."""
+    mesh = distributed.make_mesh(config.devices)
+    for n in config.population:
+        distributed.check_population(n, mesh)
+    return mesh
 
 
 def make_agent(config: ThroughputConfig, steps: int) -> pets_lib.PETS:
@@ -82,9 +101,9 @@ def make_agent(config: ThroughputConfig, steps: int) -> pets_lib.PETS:
     return pets_lib.make_pets(env, pets_config)
 
 
-def _planner(agent: pets_lib.PETS, member_batch: int | None):
+def _planner(agent: pets_lib.PETS, member_map):
     """One planning step (`agent.plan` from the initial mean) mapped over agents."""
-    return population_lib.map_members(planner_costs.first_plan_fn(agent), member_batch)
+    return member_map(planner_costs.first_plan_fn(agent))
 
 
 def _filled_replay(key, agent: pets_lib.PETS, n: int) -> replay_lib.ReplayBuffer:
@@ -119,8 +138,14 @@ def _env_rollout(env, steps: int):
 def _measure_trial(population, state, out, compile_s, env, steps, profile_dir, min_seconds):
     """Population step: trial 1 acts at random (warm-up, untimed), trial 2 plans (timed)."""
     n = out["population"]
+    shardings = jax.tree.map(lambda x: x.sharding, state)
+
+    def step_fn(state):  # the state stays where it was, so the program's output is its input
+        state, metrics = population.step(state)
+        return jax.lax.with_sharding_constraint(state, shardings), metrics
+
     step, compile_s["population_step"] = timers.compile_timed(
-        population.step, state, compiler_options=env.compiler_options
+        step_fn, state, compiler_options=env.compiler_options
     )
     out["program_memory"] = timers.program_memory(step)
     start = time.perf_counter()
@@ -147,16 +172,32 @@ def measure_population(
     profile_dir: str | None = None,
     min_seconds: float = 1.0,
     member_batch: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> dict:
-    """All measurements at population size `n` (see the module docstring)."""
+    """All measurements at population size `n` (see the module docstring).
+
+    `mesh` (default: one device) is what the members are split over (`n` must divide).
+    """
     cfg, env = agent.config, agent.env
+    mesh = mesh if mesh is not None else distributed.make_mesh(1)
+    member_map = distributed.member_map(mesh, member_batch)
+    split = distributed.members_sharding(mesh)
     batched = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), hparams)
+    batched = jax.device_put(batched, split)
     population = population_lib.make_population(
-        agent, n, lambda unit: batched, member_batch=member_batch
+        agent,
+        n,
+        lambda unit: batched,
+        member_batch=member_batch,
+        distribute=distributed.shard_members(mesh),
     )
     init_key, env_key, act_key, data_key, train_key, plan_key = jax.random.split(key, 6)
-    state = jax.jit(population.init)(init_key, jnp.zeros((n, 1), jnp.float32))
-    out: dict[str, Any] = dict(population=n, steps=steps)
+    unit = jnp.zeros((n, 1), jnp.float32)
+    shardings = distributed.population_shardings(
+        jax.eval_shape(population.init, init_key, unit), mesh
+    )
+    state = jax.jit(population.init, out_shardings=shardings)(init_key, unit)
+    out: dict[str, Any] = dict(population=n, steps=steps, devices=mesh.size)
     compile_s: dict[str, float] = {}
     state = _measure_trial(population, state, out, compile_s, env, steps, profile_dir, min_seconds)
 
@@ -180,11 +221,11 @@ def measure_population(
     out["physics_share_of_trial"] = (n * steps / env_rate) / out["trial_seconds"]
 
     # Model training alone on full replay buffers.
-    replay = jax.jit(lambda k: _filled_replay(k, agent, n))(data_key)
+    replay = jax.jit(lambda k: _filled_replay(k, agent, n), out_shardings=split)(data_key)
     agents = state.members.agents._replace(replay=replay)
-    train_keys = jax.random.split(train_key, n)
+    train_keys = jax.device_put(jax.random.split(train_key, n), split)
     train, compile_s["train"] = timers.compile_timed(
-        population_lib.map_members(agent.train_model, member_batch), train_keys, agents, batched
+        member_map(agent.train_model), train_keys, agents, batched
     )
     (_, train_metrics), timing = timers.time_calls(
         train, train_keys, agents, batched, min_seconds=min_seconds
@@ -205,11 +246,11 @@ def measure_population(
     )
 
     # One planning step (agent.plan: CEM on the trajectory cost) for every member, vmapped.
-    obs = env_states.obs
-    plan_keys = jax.random.split(plan_key, n)
+    obs = jax.device_put(env_states.obs, split)
+    plan_keys = jax.device_put(jax.random.split(plan_key, n), split)
     models = state.members.agents.model
     planner, compile_s["planner"] = timers.compile_timed(
-        _planner(agent, member_batch), plan_keys, models, obs, batched
+        _planner(agent, member_map), plan_keys, models, obs, batched
     )
     hp = batched.planner
     work = flops.planner_work(
@@ -230,6 +271,12 @@ def measure_population(
     )
     out["planner"] = dict(**work, executed_flops=executed, **timed)
     out["planner"]["transitions_per_second"] = work["transitions"] / timed["seconds"]
+    out["per_device"] = dict(
+        env_steps_per_second=out["env_steps_per_second"] / mesh.size,
+        train_samples_per_second=out["train"]["samples_per_second"] / mesh.size,
+        planner_transitions_per_second=out["planner"]["transitions_per_second"] / mesh.size,
+        planner_flops_per_second=out["planner"]["flops_per_second"] / mesh.size,
+    )
     out["compile_seconds"] = compile_s
     out["compile_seconds_total"] = sum(compile_s.values())
     out["peak_memory"] = timers.peak_memory()
@@ -245,10 +292,12 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
 
     Returns:
       dict with 'config', 'pets_config', 'hparams', 'device', 'matmul' (roofline), 'results'
-      (one dict per population size, ascending), 'model_forward' (the ensemble's forward pass
-      alone at the planner's batch), 'padding' and 'paper_scale_projection'.
+      (one dict per population size, ascending; total rates and their 'per_device' share),
+      'model_forward' (the ensemble's forward pass alone at the planner's batch), 'padding'
+      and 'paper_scale_projection'.
     """
     config.validate()
+    mesh = make_mesh(config)
     steps = config.steps or DEFAULT_STEPS[config.preset]
     agent = make_agent(config, steps)
     hparams = presets.study_hparams(agent)
@@ -268,10 +317,11 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
             profile_dir,
             config.min_seconds,
             member_batch=population_lib.resolve_member_batch(config.member_batch, n),
+            mesh=mesh,
         )
         results.append(result)
         log(
-            f"population {n}: trial {result['trial_seconds']:.2f} s, "
+            f"population {n} on {mesh.size} device(s): trial {result['trial_seconds']:.2f} s, "
             f"compile {result['compile_seconds_total']:.1f} s"
         )
     results.sort(key=lambda r: r["population"])
@@ -293,6 +343,7 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
             platform=jax.devices()[0].platform,
             kind=jax.devices()[0].device_kind,
             count=jax.device_count(),
+            devices_used=mesh.size,
             cpu_count=os.cpu_count(),
             jax=jax.__version__,
             xla_flags=os.environ.get("XLA_FLAGS", ""),
@@ -305,3 +356,19 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
         padding=reports.padding_report(config.env, agent, pad_key),
         paper_scale_projection=reports.projection(results, agent, config.preset),
     )
+
+
+def rate_lines(result: dict) -> list[str]:
+    """Total and per-device rates of every population size (printed by the binary)."""
+    lines = []
+    for r in result["results"]:
+        d, per = r["devices"], r["per_device"]
+        lines.append(
+            f"population {r['population']} on {d} device(s): env steps/s "
+            f"{r['env_steps_per_second']:.0f} total, {per['env_steps_per_second']:.0f} per "
+            f"device; train samples/s {r['train']['samples_per_second']:.0f} total, "
+            f"{per['train_samples_per_second']:.0f} per device; planner transitions/s "
+            f"{r['planner']['transitions_per_second']:.0f} total, "
+            f"{per['planner_transitions_per_second']:.0f} per device"
+        )
+    return lines
