@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 
 
 def batched_map(fn: Callable, batch_size: int | None = None) -> Callable:
@@ -36,9 +37,19 @@ def batched_map(fn: Callable, batch_size: int | None = None) -> Callable:
         if len(sizes) != 1 or None in sizes:
             raise ValueError(f"batched_map: arguments need one common leading size, got {sizes}")
         (n,) = sizes
-        if batch_size > 1 and n <= batch_size:
+        if batch_size == 1:
+            return jax.lax.map(lambda xs: fn(*xs), args)
+        if n <= batch_size:
             return vmapped(*args)
-        group = None if batch_size == 1 else batch_size
-        return jax.lax.map(lambda xs: fn(*xs), args, batch_size=group)
+        # lax.map(..., batch_size=k) itself, written out: its reshape fails on typed PRNG key
+        # arrays in jax 0.10.2. Full groups of k in a scan, the remainder in one more vmap.
+        groups, full = n // batch_size, (n // batch_size) * batch_size
+        head = jax.tree.map(lambda x: x[:full].reshape((groups, batch_size) + x.shape[1:]), args)
+        out = jax.lax.map(lambda xs: vmapped(*xs), head)
+        out = jax.tree.map(lambda y: y.reshape((full,) + y.shape[2:]), out)
+        if full == n:
+            return out
+        tail = vmapped(*jax.tree.map(lambda x: x[full:], args))
+        return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), out, tail)
 
     return mapped

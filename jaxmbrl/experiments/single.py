@@ -58,13 +58,17 @@ class AgentConfig:
     elite_ratio: float | None = option(None, "CEM elite ratio.")
     alpha: float | None = option(None, "CEM momentum alpha.")
 
+    def validate(self) -> None:
+        """Raises ValueError with one line naming the bad value and the valid choices."""
+        check_options(self)
+
     def overrides(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in HPARAM_FIELDS if getattr(self, k) is not None}
 
 
 def build(config: AgentConfig) -> tuple[pets_lib.PETS, pets_lib.PETSHParams]:
     """The agent at the smallest program for its hyperparameters; ValueError on bad values."""
-    check_options(config)
+    config.validate()
     env = envs.load(config.env)
     length = {"trial_length": config.trial_length} if config.trial_length else {}
     pets_config = presets.pets_config(env, config.preset, config.trials, **length)
