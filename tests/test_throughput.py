@@ -67,7 +67,8 @@ def test_run_reports_every_measurement(result, tmp_path):
     pad = result["padding"]
     assert pad["maxima"] == {"iterations": 8, "population": 700, "horizon": 60}
     for case in ("default", "space_mean"):
-        assert 0.0 < pad[case]["padding_share"] < pad[case]["padding_share_at_maxima"] < 1.0
+        # Alone, an agent at the defaults pads nothing (500 = 5 chunks of 100, own loops).
+        assert 0.0 <= pad[case]["padding_share"] < pad[case]["padding_share_at_maxima"] < 1.0
     for case in ("accelerator_default", "cpu_default", "one_vmap"):
         assert 0.0 < pad[f"population_{case}"]["padding_share"] < 1.0
 
