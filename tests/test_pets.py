@@ -1,6 +1,7 @@
 """PETS on real MJX cartpole: it learns, it compiles once, the planner swings up with the
 true dynamics, and hyperparameters are validated."""
 
+import cli
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -151,37 +152,19 @@ def test_cem_with_true_dynamics_swings_cartpole_up(cartpole):
 
 @pytest.mark.slow
 def test_pets_binary_writes_its_run_directory_and_rejects_bad_values(tmp_path):
+    """The run in a process; the refusals (a bad value, a directory holding other settings)
+    in-process through the binary's parser and `main`, before anything compiles."""
     import json
-    import os
-    import subprocess
-    import sys
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = tmp_path / "pets"
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.pets",
-        "--env=cartpole",
-        f"--trials={TRIALS}",
-        "--preset=tiny",
-        f"--out={out}",
-    ]
-    bad = subprocess.run(
-        cmd + ["--horizon=99"], cwd=repo, capture_output=True, text=True, timeout=300
-    )
-    assert bad.returncode == 2
-    lines = [line for line in bad.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "horizon=99" in lines[0] and "[1, 15]" in lines[0], bad.stderr
+    flags = ["--env=cartpole", f"--trials={TRIALS}", "--preset=tiny", f"--out={out}"]
+    with count_compiles() as compiled:
+        bad = cli.run("benchmarks.pets", *flags, "--horizon=99")
+    assert bad.code == 2 and compiled == []
+    assert len(bad.lines) == 1 and "horizon=99" in bad.lines[0] and "[1, 15]" in bad.lines[0]
     assert not out.exists()
-    good = subprocess.run(
-        cmd + ["--horizon=5", "--population=16"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert good.returncode == 0, good.stderr[-2000:]
+    good = cli.subprocess_run("benchmarks.pets", *flags, "--horizon=5", "--population=16")
+    assert good.code == 0, good.stderr[-2000:]
     records = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
     assert [r["trial"] for r in records] == list(range(TRIALS))
     assert all(np.isfinite(r["trial_return"]) and r["seconds"] > 0 for r in records)
@@ -191,10 +174,9 @@ def test_pets_binary_writes_its_run_directory_and_rejects_bad_values(tmp_path):
     assert (out / "returns.png").stat().st_size > 0
     assert good.stdout.count("trial ") == TRIALS
     # The same directory with other settings is refused, and nothing in it is touched.
-    other = subprocess.run(
-        cmd + ["--horizon=6"], cwd=repo, capture_output=True, text=True, timeout=300
-    )
-    assert other.returncode == 2 and "holds a run with horizon=5" in other.stderr
+    with count_compiles() as compiled:
+        other = cli.run("benchmarks.pets", *flags, "--horizon=6")
+    assert other.code == 2 and compiled == [] and "holds a run with horizon=5" in other.stderr
     assert len((out / "trials.jsonl").read_text().splitlines()) == TRIALS
 
 

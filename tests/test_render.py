@@ -11,8 +11,11 @@ import os
 import subprocess
 import sys
 
+import cli
 import numpy as np
 import pytest
+import tiny
+from compiles import count_compiles
 
 from jaxmbrl.analysis import render as render_lib
 
@@ -23,7 +26,6 @@ TRIAL_LENGTH = 20
 def _env(**overrides):
     env = dict(os.environ)
     env.pop("MUJOCO_GL", None)  # let the binary choose
-    env.setdefault("JAXMBRL_CACHE_DIR", "/tmp/jaxcache-render")
     for name, value in overrides.items():
         if value is None:
             env.pop(name, None)
@@ -64,12 +66,10 @@ def needs_gl():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
+    """A PBT run of the suite's shared sizes (its programs come from the session's cache)."""
     out = tmp_path_factory.mktemp("run")
-    cmd = [
-        sys.executable, "-m", "benchmarks.tune", "--env=cartpole", "--tuner=pbt",
-        "--population=2", "--trials=2", "--ready_interval=1", "--space=planning",
-        "--preset=tiny", f"--trial_length={TRIAL_LENGTH}", f"--out={out}",
-    ]  # fmt: skip
+    flags = tiny.flags(tuner="pbt", ready_interval=1, trial_length=TRIAL_LENGTH)
+    cmd = [sys.executable, "-m", "benchmarks.tune", *flags, f"--out={out}"]
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=900, env=_env())
     return out
 
@@ -179,11 +179,16 @@ def fake_run(tmp_path_factory):
         (["--run={run}", "--height=241"], "height=241 must be even"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(fake_run, flags, message):
-    result = _render(*[f.format(run=fake_run) for f in flags], timeout=300)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and message in lines[0], result.stderr
+def test_bad_input_is_one_line_exit_2(fake_run, flags, message, tmp_path):
+    """In-process through the binary's parser and `main`, nothing compiled (the exit status
+    of the process itself: `test_no_gl_backend_is_one_line_exit_2`, which needs a process)."""
+    with count_compiles() as compiled:
+        result = cli.run(
+            "benchmarks.render", *[f.format(run=fake_run) for f in flags], f"--out={tmp_path}/o"
+        )
+    assert result.code == 2 and compiled == [], result.stderr
+    assert len(result.lines) == 1 and message in result.lines[0], result.stderr
+    assert not os.path.exists(tmp_path / "o")
 
 
 @pytest.mark.parametrize(
@@ -217,7 +222,7 @@ def test_member_video_and_replay_of_its_actions(needs_gl, tiny_run, tmp_path):
     stem = f"member_{info['member']}"
     assert info["frames"] == TRIAL_LENGTH + 1 and info["steps"] == TRIAL_LENGTH
     assert info["diverged_step"] is None and np.isfinite(info["return"])
-    assert info["checkpoint_step"] == 2 and info["member"] in (0, 1)
+    assert info["checkpoint_step"] == tiny.RUN["trials"] and info["member"] in (0, 1)
     assert info["mujoco_gl"] == ("egl" if render_lib.gpu_visible() else "osmesa")  # chosen
     gif, mp4 = _read_videos(out, stem)
     assert gif.shape == (TRIAL_LENGTH + 1, 240, 320, 3)

@@ -38,6 +38,7 @@ RUN_FLAGS = [
     "--ready_interval=1",
     "--trial_length=10",
     "--preset=tiny",
+    "--progress_every=0",  # no host callback: the programs are shared through the cache
 ]
 TIMEOUT = 1500
 

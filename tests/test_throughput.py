@@ -3,20 +3,18 @@
 import json
 import math
 import os
-import subprocess
-import sys
 
+import cli
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from compiles import count_compiles
 
 from jaxmbrl import runtime
 from jaxmbrl.profiling import flops, planner_costs, throughput, timing
 from jaxmbrl.profiling import plot as throughput_plot
 from jaxmbrl.tuners.space import Float, Int, SearchSpace
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -214,35 +212,33 @@ def test_matmul_roofline_counts_what_xla_counts():
         ("--member_batch=-1", "member_batch=-1"),
     ],
 )
-@pytest.mark.slow
 def test_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.throughput", flag, f"--out={tmp_path}/t.json"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "error" in lines[0] and needle in lines[0]
+    """In-process through the binary's parser and `main` (the exit status of a process:
+    `test_bad_flag_exits_2_in_a_process`)."""
+    with count_compiles() as compiled:
+        result = cli.run("benchmarks.throughput", flag, f"--out={tmp_path}/t.json")
+    assert result.code == 2 and compiled == []
+    assert len(result.lines) == 1 and "error" in result.lines[0] and needle in result.lines[0]
     assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.slow
+def test_bad_flag_exits_2_in_a_process(tmp_path):
+    result = cli.subprocess_run("benchmarks.throughput", "--preset=huge", f"--out={tmp_path}/t")
+    assert result.code == 2
+    assert len(result.lines) == 1 and "preset" in result.lines[0], result.stderr
+    assert not (tmp_path / "t").exists()
 
 
 @pytest.mark.parametrize(
     "flag, needle", [("--chunks=100,0", "chunks"), ("--chunks=50,50", "chunks=[50, 50]")]
 )
 def test_padding_binary_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.padding", flag, f"--out={tmp_path}/p"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "error" in lines[0] and needle in lines[0]
+    """In-process through the binary's parser and `main`, nothing compiled."""
+    with count_compiles() as compiled:
+        result = cli.run("benchmarks.padding", flag, f"--out={tmp_path}/p")
+    assert result.code == 2 and compiled == []
+    assert len(result.lines) == 1 and "error" in result.lines[0] and needle in result.lines[0]
     assert not (tmp_path / "p" / "padding.json").exists()
 
 
