@@ -46,6 +46,7 @@ def test_summarize_ratios_are_other_over_this_per_round():
     assert s["cpu_seconds"]["ratios"] == [2.25, 1.5, 0.75]
     assert s["this_transitions_per_second"] == 100.0  # 100 transitions in the best 1.0 s
     assert s["other_transitions_per_second"] == 200.0  # 300 in 1.5 s
+    assert (s["this_cores"], s["other_cores"]) == (2.0, 3.0)  # CPU s / wall s of the best
 
 
 def test_throughput_binary_refuses_a_bad_rev_in_one_line(tmp_path):

@@ -11,7 +11,6 @@ from jaxmbrl.planning import (
     NONFINITE_COST,
     CEMConfig,
     CEMHParams,
-    SteppedCost,
     check_cem_hparams,
     default_cem_hparams,
     make_cem,
@@ -185,37 +184,11 @@ def test_only_chunks_with_real_candidates_are_evaluated():
         jax.block_until_ready(
             run(jax.random.key(0), hp(population=population, iterations=iterations))
         )
-        # ceil(population / 7) chunks per iteration; but 40 in chunks of 7 would run 42
-        # candidates, more than the 40 of one evaluation of all at once (first 0).
-        chunks = list(range(0, population, 7)) if population < 40 else [0]
+        chunks = list(range(0, population, 7))  # ceil(population / 7) chunks per iteration
         assert sorted(firsts) == sorted(chunks * iterations)
-    # Work counts what runs: iterations x whole chunks (or all 40 at once) x horizon.
-    work = cem.padded_work(stack(hp(population=15, iterations=2, horizon=3), hp(population=36)))
-    np.testing.assert_array_equal(work, [2 * 21 * 3, ITERS * 40 * H])
-
-
-def test_flat_loop_runs_all_candidates_at_once_when_chunks_would_cover_them():
-    """The stepped cost's ticks: chunks of 7 for population 15 (3 chunks), but for 36 (whole
-    chunks would run 42 >= 40) one evaluation of all 40 at once; horizon 3, 2 iterations."""
-    cem = make_cem(CHUNKED)
-    ticks = []
-
-    def start(key, actions, first):
-        return jnp.zeros(actions.shape[0]), actions
-
-    def step(carry, t):
-        total, actions = carry
-        jax.debug.callback(lambda w: ticks.append(int(w)), jnp.asarray(actions.shape[0]))
-        a_t = jax.lax.dynamic_index_in_dim(actions, t, axis=1, keepdims=False)
-        return total + jnp.sum(a_t**2, axis=-1), actions
-
-    cost = SteppedCost(start=start, step=step, costs=lambda carry: carry[0])
-    run = jax.jit(lambda key, hparams: cem.optimize(key, cost, cem.initial_mean(), hparams))
-    for population, width, count in ((15, 7, 3 * 3 * 2), (36, 40, 3 * 2)):
-        ticks.clear()
-        plan, _ = run(jax.random.key(0), hp(population=population, iterations=2, horizon=3))
-        jax.block_until_ready(plan)
-        assert ticks == [width] * count
+    # Work counts what runs: iterations x whole chunks x horizon.
+    work = cem.padded_work(stack(hp(population=15, iterations=2, horizon=3), hp(population=40)))
+    np.testing.assert_array_equal(work, [2 * 21 * 3, ITERS * 42 * H])
 
 
 def test_nonfinite_costs_last_and_padding_never_elite(masked, target):

@@ -164,8 +164,7 @@ def test_padding_accounting_of_chunks_groups_and_flat_loop():
     )
     share = flops.padding_share(1, 1, 1, maxima, dict(iterations=2, population=20, horizon=3), 8)
     assert share["padding_share"] == pytest.approx(1 - 20 / 24)
-    # At the maxima whole chunks would run 32 > 30 candidates: all 30 run at once instead.
-    assert share["padding_share_at_maxima"] == pytest.approx(1 - 2 * 20 * 3 / (8 * 30 * 60))
+    assert share["padding_share_at_maxima"] == pytest.approx(1 - 2 * 20 * 3 / (8 * 32 * 60))
 
     def pad(members, member_batch, chunk=10, flat=True):
         return flops.population_padding_share(

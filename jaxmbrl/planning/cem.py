@@ -13,11 +13,11 @@ never from one draw of the padded shape, and the update (`elites`) ranks and sum
 Steps >= horizon are sampled but ignored by the cost; iterations >= `iterations` are skipped
 by a `lax.while_loop` (under vmap it runs to the largest `iterations` among the agents).
 
-Candidates are evaluated in chunks of `candidate_chunk` (static) unless whole chunks would
-run all max_population anyway (`chunks`: then all at once); the cost function gets the
-index of the chunk's first candidate and keys its randomness by the global candidate index,
-so chunked and unchunked planners draw the same numbers. A `SteppedCost` runs (iteration,
-chunk, step) as one loop (`flat_loop`).
+Candidates are evaluated in chunks of `candidate_chunk` (static; `chunks`: chunks made
+only of padded candidates never run); the cost function gets the index of the chunk's
+first candidate and keys its randomness by the global candidate index, so chunked and
+unchunked planners draw the same numbers. A `SteppedCost` runs (iteration, chunk, step)
+as one loop (`flat_loop`).
 
 Defaults (the study's, see shared/reference/hpo_for_mbrl.md, "PETS"): horizon 30, population
 500, 5 iterations, elite ratio 0.1, alpha 0.1; initial variance (ub - lb)^2 / 16.
@@ -184,11 +184,10 @@ def make_cem(config: CEMConfig) -> CEM:
           one planning step runs alone (`chunks.executed_population`).
       cost_fn of `optimize` is called once per chunk as cost_fn(key, actions [C,
       max_horizon, A], horizon, first) -> [C], `first` the traced index of the chunk's
-      first candidate (C = max_population at once when chunks would run them all anyway,
-      else the chunk size). A `SteppedCost` instead runs (iteration, chunk, step) as ONE
-      `while_loop` of iterations x chunks x horizon ticks: alone the same work, but under
-      vmap every agent runs to the largest such product in the batch rather than to the
-      largest iterations times the largest chunk count times the largest horizon.
+      first candidate (C: the chunk size). A `SteppedCost` instead runs (iteration, chunk,
+      step) as ONE `while_loop` of iterations x chunks x horizon ticks: alone the same work,
+      but under vmap every agent runs to the largest such product in the batch rather than
+      to the largest iterations times the largest chunk count times the largest horizon.
     """
     low = np.asarray(config.action_low, np.float32)
     high = np.asarray(config.action_high, np.float32)
@@ -211,7 +210,7 @@ def make_cem(config: CEMConfig) -> CEM:
         int(config.max_iterations),
     )
     chunk = chunks.chunk_size(max_p, config.candidate_chunk)
-    padded_p = -(-max_p // chunk) * chunk  # room for the last chunk
+    padded_p = chunks.executed_population(max_p, chunk)  # room for the last chunk
     midpoint = jnp.asarray((low + high) / 2)
     init_var = jnp.broadcast_to(jnp.asarray((high - low) ** 2 / 16), (max_h, num_actions))
     low_j, high_j = jnp.asarray(low), jnp.asarray(high)
@@ -241,7 +240,7 @@ def make_cem(config: CEMConfig) -> CEM:
         horizon = jnp.clip(jnp.asarray(hparams.horizon), 1, max_h).astype(jnp.int32)
         population = jnp.clip(jnp.asarray(hparams.population), 1, max_p).astype(jnp.int32)
         iterations = jnp.clip(jnp.asarray(hparams.iterations), 1, max_i).astype(jnp.int32)
-        return iterations * chunks.executed_population(population, chunk, max_p) * horizon
+        return iterations * chunks.executed_population(population, chunk) * horizon
 
     def optimize(
         key: jax.Array, cost_fn: CostFn | SteppedCost, mean_init: jax.Array, hparams: CEMHParams
@@ -256,11 +255,9 @@ def make_cem(config: CEMConfig) -> CEM:
         alpha = jnp.clip(hparams.alpha.astype(jnp.float32), 0.0, 1.0)
         update = elites.make_update(max_p, population, num_elites, alpha)
         mean0 = jnp.clip(mean_init.astype(jnp.float32), low_j, high_j)
+        num_chunks = (population + chunk - 1) // chunk
         if isinstance(cost_fn, SteppedCost):
-            # All candidates at once where chunks would run them all anyway, else in chunks:
-            # one of the two loops has zero ticks (both run only for a vmapped mixed group).
-            wide, num_chunks = chunks.trip_counts(population, chunk, max_p)
-            run = lambda iters, num, size, room: flat_loop.run(
+            mean, var, plan, best, elite_cost = flat_loop.run(
                 key,
                 cost_fn,
                 update,
@@ -268,23 +265,18 @@ def make_cem(config: CEMConfig) -> CEM:
                 mean0,
                 init_var,
                 horizon=horizon,
-                iterations=iters,
-                num_chunks=num,
-                chunk=size,
-                padded_p=room,
+                iterations=iterations,
+                num_chunks=num_chunks,
+                chunk=chunk,
+                padded_p=padded_p,
             )
-            out = run(iterations * wide, jnp.asarray(1, jnp.int32), max_p, max_p)
-            if chunk < max_p:
-                chunked = run(iterations * (1 - wide), jnp.maximum(num_chunks, 1), chunk, padded_p)
-                out = tuple(jnp.where(wide == 1, a, b) for a, b in zip(out, chunked, strict=True))
-            mean, var, plan, best, elite_cost = out
         else:
 
             def body(carry):
                 it, mean, var, _, _, _ = carry
                 sample_key, cost_key = jax.random.split(jax.random.fold_in(key, it))
                 cands = sample(sample_key, mean, var)
-                costs = chunks.evaluate(cost_fn, cost_key, cands, horizon, population, chunk)
+                costs = chunks.evaluate(cost_fn, cost_key, cands, horizon, num_chunks, chunk)
                 return (it + 1, *update(mean, var, cands, costs))
 
             inf = jnp.asarray(jnp.inf, jnp.float32)

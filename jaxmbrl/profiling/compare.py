@@ -126,6 +126,11 @@ def summarize(this: list[dict], other: list[dict], transitions: tuple[float, flo
             ratio_of_best=float(t_other.min() / t_this.min()),
             ratios=ratios.tolist(),
         )
+    # Cores busy during the fastest call (CPU s / wall s): on an idle host, how well the
+    # version uses the intra-op threads; on a loaded one, the share of the host it got.
+    for name, calls in (("this", this), ("other", other)):
+        best = min(calls, key=lambda c: c["seconds"])
+        out[f"{name}_cores"] = best["cpu_seconds"] / best["seconds"]
     out["this_transitions_per_second"] = transitions[0] / out["seconds"]["this_best"]
     out["other_transitions_per_second"] = transitions[1] / out["seconds"]["other_best"]
     return out
@@ -197,9 +202,11 @@ def lines(result: dict) -> list[str]:
     short = result["commit"][:7]
     return [
         f"this tree: {s['this_transitions_per_second']:.0f} transitions/s (best call "
-        f"{wall['this_best']:.3f} s)",
+        f"{wall['this_best']:.3f} s, {cpu['this_best']:.3f} CPU s best, "
+        f"{s['this_cores']:.2f} cores busy)",
         f"{result['rev']} ({short}): {s['other_transitions_per_second']:.0f} transitions/s "
-        f"(best call {wall['other_best']:.3f} s)",
+        f"(best call {wall['other_best']:.3f} s, {cpu['other_best']:.3f} CPU s best, "
+        f"{s['other_cores']:.2f} cores busy)",
         f"time ratio {short}/this over {len(wall['ratios'])} rounds: median "
         f"{wall['ratio_median']:.3f} [{wall['ratio_min']:.3f}, {wall['ratio_max']:.3f}], "
         f"best/best {wall['ratio_of_best']:.3f}; CPU seconds: median {cpu['ratio_median']:.3f} "

@@ -40,8 +40,7 @@ def planner_work(
 def executed_candidates(population: Any, max_population: int, candidate_chunk: int | None) -> Any:
     """Candidates a chunked planner evaluates (`planning.chunks.executed_population`), numpy."""
     chunk = max_population if candidate_chunk is None else min(candidate_chunk, max_population)
-    population = np.asarray(population, np.int64)
-    return executed_population(population, chunk, max_population).astype(np.float64)
+    return executed_population(np.asarray(population, np.int64), chunk).astype(np.float64)
 
 
 def executed_planner_flops(
@@ -56,38 +55,23 @@ def executed_planner_flops(
 ) -> float:
     """FLOPs the padded, vmapped planner executes for ONE vmapped group of agents.
 
-    Every agent runs the padded network on whole chunks of candidates, or on all
-    `max_population` at once where whole chunks would run as many (always without
-    `candidate_chunk` or `population`). Loops with traced trip counts run, under vmap, to
-    the largest trip count among the agents (`group_rows`). Nested loops (a plain cost
-    function): agents x max(iterations) x max(executed candidates) x max(horizon) x
-    particles rows. `flat` (a `SteppedCost`, what PETS runs): one loop of iterations x
-    chunks x horizon ticks, agents x max(iterations x executed candidates x horizon) x
-    particles rows; a group mixing both kinds of members runs both loops.
+    Every agent runs the padded network on whole chunks of candidates (all `max_population`
+    without `candidate_chunk` or `population`). Loops with traced trip counts run, under
+    vmap, to the largest trip count among the agents. Nested loops (a plain cost function):
+    agents x max(iterations) x max(executed candidates) x max(horizon) x particles rows.
+    `flat` (a `SteppedCost`, what PETS runs): one loop of iterations x chunks x horizon
+    ticks, agents x max(iterations x executed candidates x horizon) x particles rows.
     """
     iterations, horizon = np.asarray(iterations, np.float64), np.asarray(horizon, np.float64)
     candidates = np.asarray(float(max_population))
     if population is not None and candidate_chunk is not None:
         candidates = executed_candidates(population, max_population, candidate_chunk)
     agents = max(iterations.size, horizon.size, candidates.size)
-    shape = (agents,)
-    i, c, h = (np.broadcast_to(x, shape) for x in (iterations, candidates, horizon))
-    rows = float(group_rows(i, c, h, max_population, flat))
-    return agents * rows * particles * float(forward_flops_padded)
-
-
-def group_rows(i: Any, c: Any, h: Any, max_population: int, flat: bool) -> Any:
-    """Candidate-steps ONE vmapped group runs per agent, over the last axis.
-
-    i, c, h: iterations, executed candidates (`executed_candidates`) and horizon of each
-    member. Members with c == max_population evaluate all candidates at once, the others in
-    chunks: two loops, each running to its own largest trip count (`planning.chunks`).
-    """
-    wide = c >= max_population
     if flat:
-        return np.max(i * h * max_population * wide, axis=-1) + np.max(i * c * h * ~wide, axis=-1)
-    any_wide = np.max(wide, axis=-1) * float(max_population)
-    return np.max(i, axis=-1) * np.max(h, axis=-1) * (any_wide + np.max(c * ~wide, axis=-1))
+        rows = float(np.max(iterations * candidates * horizon))
+    else:
+        rows = float(np.max(iterations) * np.max(candidates) * np.max(horizon))
+    return agents * rows * particles * float(forward_flops_padded)
 
 
 def space_means(space: Any, grid: int = 4096) -> dict[str, float]:
@@ -187,7 +171,11 @@ def population_padding_share(
     executed = np.zeros(draws)
     for start in range(0, members, group):  # host-side accounting, not a hot path
         gi, gc, gh = (x[:, start : start + group] for x in (i, c, h))
-        executed += gi.shape[1] * group_rows(gi, gc, gh, maxima["population"], flat)
+        if flat:
+            rows = np.max(gi * gc * gh, axis=1)
+        else:
+            rows = np.max(gi, axis=1) * np.max(gc, axis=1) * np.max(gh, axis=1)
+        executed += gi.shape[1] * rows
     executed *= particles * forward_padded
     return dict(
         members=members,
