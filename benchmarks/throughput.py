@@ -9,6 +9,14 @@ Flags -> `jaxmbrl.profiling.throughput.ThroughputConfig` -> `jaxmbrl.profiling.t
 (what is measured is documented there). Prints a table and the total and per-device rates;
 writes DIR/throughput.json and DIR/throughput.png. `--devices=K` splits the members over K
 devices (default: all); every population size must divide over them.
+
+  python -m benchmarks.throughput --env=half_cheetah --preset=paper --population=1 \
+      --steps=2 --compare=23a60c3 --out=runs/compare
+
+`--compare=REV` is the regression guard (`jaxmbrl.profiling.compare`): one planning step of
+this tree and of REV (exported from git, run by the same Python in its own process) timed
+alternately; prints both transitions/s and the time ratio with its spread; writes
+DIR/compare.json. A REV git does not know exits 2 before anything compiles.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from absl import app, flags, logging
 
 from benchmarks import _cli
 from jaxmbrl import runtime
-from jaxmbrl.profiling import plot, throughput
+from jaxmbrl.profiling import compare, plot, throughput
 
 
 def define_flags() -> None:
@@ -38,6 +46,25 @@ def main(argv: list[str]) -> None:
         throughput.make_mesh(config)
     except ValueError as error:
         _cli.usage_error(str(error))
+    if config.compare is not None:
+        try:
+            compare.resolve_rev(config.compare)
+        except ValueError as error:
+            _cli.usage_error(str(error))
+        _cli.prepare_out(out)
+        result = compare.run(
+            config.compare,
+            env=config.env,
+            preset=config.preset,
+            steps=config.steps or throughput.DEFAULT_STEPS[config.preset],
+            population=config.population[0],
+            seed=config.seed,
+            rounds=config.compare_rounds,
+            cache_dir=runtime.enable_compilation_cache(),
+        )
+        runtime.write_json(os.path.join(out, "compare.json"), result)
+        print("\n".join(compare.lines(result)))
+        return
     _cli.prepare_out(out)
     runtime.enable_compilation_cache()
     result = throughput.run(config)

@@ -5,6 +5,7 @@ import cli
 import jax
 import jax.numpy as jnp
 import numpy as np
+import planning_reference
 import pytest
 from compiles import count_compiles
 
@@ -12,7 +13,6 @@ from jaxmbrl import agents, envs, experiments
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 from jaxmbrl.planning import cem as cem_lib
-from jaxmbrl.planning import trajectory_sampling
 
 TRIALS = 7
 
@@ -114,7 +114,7 @@ def test_cem_with_true_dynamics_swings_cartpole_up(cartpole):
         target = env.make_target(obs, next_obs)
         return target, jnp.full_like(target, 3e-7)  # std exp(-30 / 2)
 
-    cost = trajectory_sampling.make_trajectory_cost(
+    cost = planning_reference.make_trajectory_cost(
         model_fn,
         env.obs_postprocess,
         env.reward_fn,

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from compiles import count_compiles
+from planning_reference import make_trajectory_cost, make_trajectory_rollout
 
 from jaxmbrl.planning import (
     NONFINITE_COST,
@@ -14,8 +15,6 @@ from jaxmbrl.planning import (
     default_cem_hparams,
     make_cem,
     make_stepped_trajectory_cost,
-    make_trajectory_cost,
-    make_trajectory_rollout,
     planning_flops,
 )
 
@@ -496,11 +495,11 @@ def test_shift_and_initial_mean():
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="num_particles=5"):
-        make_trajectory_cost(
+        make_stepped_trajectory_cost(
             model_fn, obs_postprocess, reward_fn, None, num_particles=5, num_models=2, max_horizon=4
         )
     with pytest.raises(ValueError, match="propagation='ts_2'"):
-        make_trajectory_cost(
+        make_stepped_trajectory_cost(
             model_fn,
             obs_postprocess,
             reward_fn,

@@ -15,8 +15,6 @@ from jaxmbrl.planning.cem import (
 from jaxmbrl.planning.trajectory_sampling import (
     PROPAGATIONS,
     make_stepped_trajectory_cost,
-    make_trajectory_cost,
-    make_trajectory_rollout,
     make_trajectory_steps,
 )
 
@@ -32,8 +30,6 @@ __all__ = [
     "default_cem_hparams",
     "make_cem",
     "make_stepped_trajectory_cost",
-    "make_trajectory_cost",
-    "make_trajectory_rollout",
     "make_trajectory_steps",
     "planning_flops",
 ]

@@ -7,22 +7,17 @@ tuner proposes and can be vmapped over a population of agents with different set
 
 Masking is exact: a planner padded to (max_horizon, max_population, max_iterations) run with
 hparams (h, n, i) returns bit-for-bit the first h steps that an unpadded planner built with
-(h, n, i) returns for the same key, provided the cost function is itself prefix-stable. Three
-choices make this hold:
-  * noise for (iteration, candidate, step) comes from keys derived with `jax.random.fold_in`,
-    never from one draw of the padded shape;
-  * padded candidates get cost +inf and non-finite costs become 1e6 (as in the original), so a
-    stable argsort ranks the real candidates identically in both planners;
-  * elite statistics are sums over a zero-padded, rank-ordered, power-of-two buffer reduced by
-    explicit pairwise adds, so extra padding only adds exact zeros at the top of the tree.
-Steps >= horizon are sampled but ignored by the cost; iterations >= `iterations` are skipped by a
-`lax.while_loop` (under vmap it runs to the largest `iterations` among the agents).
+(h, n, i) returns for the same key, provided the cost function is itself prefix-stable:
+noise for (iteration, candidate, step) comes from keys derived with `jax.random.fold_in`,
+never from one draw of the padded shape, and the update (`elites`) ranks and sums exactly.
+Steps >= horizon are sampled but ignored by the cost; iterations >= `iterations` are skipped
+by a `lax.while_loop` (under vmap it runs to the largest `iterations` among the agents).
 
-Candidates are evaluated in chunks of `candidate_chunk` (static): a `lax.fori_loop` with the
-traced trip count ceil(population / candidate_chunk) writes each chunk's costs into a buffer
-pre-filled with +inf, so chunks made only of padded candidates are never evaluated. The cost
-function gets the index of the chunk's first candidate and keys its randomness by the global
-candidate index, so chunked and unchunked planners draw the same numbers.
+Candidates are evaluated in chunks of `candidate_chunk` (static; `chunks`: chunks made
+only of padded candidates never run); the cost function gets the index of the chunk's
+first candidate and keys its randomness by the global candidate index, so chunked and
+unchunked planners draw the same numbers. A `SteppedCost` runs (iteration, chunk, step)
+as one loop (`flat_loop`).
 
 Defaults (the study's, see shared/reference/hpo_for_mbrl.md, "PETS"): horizon 30, population
 500, 5 iterations, elite ratio 0.1, alpha 0.1; initial variance (ub - lb)^2 / 16.
@@ -37,11 +32,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl.planning import flat_loop
+from jaxmbrl.planning import chunks, elites, flat_loop
+from jaxmbrl.planning.elites import NONFINITE_COST
 from jaxmbrl.planning.flat_loop import SteppedCost
 
-# The original (handful-of-trials) replaces non-finite predicted costs by this value.
-NONFINITE_COST = 1e6
+__all__ = [
+    "CEM",
+    "NONFINITE_COST",
+    "CEMConfig",
+    "CEMHParams",
+    "CostFn",
+    "SteppedCost",
+    "check_cem_hparams",
+    "default_cem_hparams",
+    "make_cem",
+    "planning_flops",
+]
 
 # cost_fn(key, actions [C, max_horizon, A], horizon, first) -> costs [C]: row i is candidate
 # first + i (first: int32 scalar, traced); randomness must be keyed by that global index.
@@ -156,34 +162,6 @@ def planning_flops(
     )
 
 
-def chunk_size(config: CEMConfig) -> int:
-    """Candidates per cost evaluation: `candidate_chunk` capped at `max_population`."""
-    chunk = config.candidate_chunk
-    return int(config.max_population) if chunk is None else min(int(chunk), config.max_population)
-
-
-def executed_population(population: Any, chunk: int) -> Any:
-    """Candidates a chunked planner evaluates for `population`: ceil(population / chunk) * chunk.
-
-    Works on Python/numpy numbers and traced jnp arrays alike (the accounting in
-    `jaxmbrl.profiling.flops` and the planner's own `padded_work` share it).
-    """
-    return (population + chunk - 1) // chunk * chunk
-
-
-def _tree_sum(x: jax.Array, size: int) -> jax.Array:
-    """Sum over axis 0 by explicit pairwise adds on a zero-padded power-of-two buffer.
-
-    Padding a prefix with more zeros only adds exact zeros at the top of the tree, so the sum of
-    a prefix is bit-identical whatever the padded length (XLA's own reductions do not promise
-    this across lengths).
-    """
-    x = jnp.concatenate([x, jnp.zeros((size - x.shape[0],) + x.shape[1:], x.dtype)], axis=0)
-    while x.shape[0] > 1:
-        x = x[0::2] + x[1::2]
-    return x[0]
-
-
 def make_cem(config: CEMConfig) -> CEM:
     """Builds a padded CEM planner (PETS' CEM with truncated-normal samples and momentum).
 
@@ -203,13 +181,13 @@ def make_cem(config: CEMConfig) -> CEM:
           set to the midpoint;
         sample(key, mean, var) -> [max_population, max_horizon, A] candidates in bounds;
         padded_work(hparams) -> iterations x executed candidates x horizon, the candidate-steps
-          one planning step runs alone (`executed_population` rounds to whole chunks).
-      cost_fn of `optimize` is called once per chunk as cost_fn(key, actions [chunk,
-      max_horizon, A], horizon, first) -> [chunk], `first` the traced index of the chunk's
-      first candidate. A `SteppedCost` instead runs (iteration, chunk, step) as ONE
-      `while_loop` of iterations x chunks x horizon ticks: alone the same work, but under
-      vmap every agent runs to the largest such product in the batch rather than to the
-      largest iterations times the largest chunk count times the largest horizon.
+          one planning step runs alone (`chunks.executed_population`).
+      cost_fn of `optimize` is called once per chunk as cost_fn(key, actions [C,
+      max_horizon, A], horizon, first) -> [C], `first` the traced index of the chunk's
+      first candidate (C: the chunk size). A `SteppedCost` instead runs (iteration, chunk,
+      step) as ONE `while_loop` of iterations x chunks x horizon ticks: alone the same work,
+      but under vmap every agent runs to the largest such product in the batch rather than
+      to the largest iterations times the largest chunk count times the largest horizon.
     """
     low = np.asarray(config.action_low, np.float32)
     high = np.asarray(config.action_high, np.float32)
@@ -231,9 +209,8 @@ def make_cem(config: CEMConfig) -> CEM:
         int(config.max_population),
         int(config.max_iterations),
     )
-    buffer = 1 << (max_p - 1).bit_length()  # power of two >= max_population
-    chunk = chunk_size(config)
-    padded_p = executed_population(max_p, chunk)  # room for the last chunk
+    chunk = chunks.chunk_size(max_p, config.candidate_chunk)
+    padded_p = chunks.executed_population(max_p, chunk)  # room for the last chunk
     midpoint = jnp.asarray((low + high) / 2)
     init_var = jnp.broadcast_to(jnp.asarray((high - low) ** 2 / 16), (max_h, num_actions))
     low_j, high_j = jnp.asarray(low), jnp.asarray(high)
@@ -259,32 +236,11 @@ def make_cem(config: CEMConfig) -> CEM:
     def sample(key: jax.Array, mean: jax.Array, var: jax.Array) -> jax.Array:
         return sample_rows(key, mean, var, 0, max_p)
 
-    def evaluate(cost_fn, key, cands, horizon, num_chunks):
-        # Costs [max_p] of the first num_chunks chunks; the rest stay +inf, never evaluated.
-        def costs_of(actions, first):
-            costs = cost_fn(key, actions, horizon, first)
-            chex.assert_shape(costs, (actions.shape[0],))
-            return costs.astype(jnp.float32)
-
-        if padded_p == chunk:  # one chunk: no loop
-            return costs_of(cands, jnp.asarray(0, jnp.int32))
-        cands = jnp.concatenate(
-            [cands, jnp.zeros((padded_p - max_p,) + cands.shape[1:], cands.dtype)], axis=0
-        )
-
-        def one_chunk(j, costs):
-            first = (j * chunk).astype(jnp.int32)
-            actions = jax.lax.dynamic_slice_in_dim(cands, first, chunk)
-            return jax.lax.dynamic_update_slice_in_dim(costs, costs_of(actions, first), first, 0)
-
-        costs = jnp.full((padded_p,), jnp.inf, jnp.float32)
-        return jax.lax.fori_loop(0, num_chunks, one_chunk, costs)[:max_p]
-
     def padded_work(hparams: CEMHParams) -> jax.Array:
         horizon = jnp.clip(jnp.asarray(hparams.horizon), 1, max_h).astype(jnp.int32)
         population = jnp.clip(jnp.asarray(hparams.population), 1, max_p).astype(jnp.int32)
         iterations = jnp.clip(jnp.asarray(hparams.iterations), 1, max_i).astype(jnp.int32)
-        return iterations * executed_population(population, chunk) * horizon
+        return iterations * chunks.executed_population(population, chunk) * horizon
 
     def optimize(
         key: jax.Array, cost_fn: CostFn | SteppedCost, mean_init: jax.Array, hparams: CEMHParams
@@ -297,28 +253,9 @@ def make_cem(config: CEMConfig) -> CEM:
         ratio = jnp.clip(hparams.elite_ratio.astype(jnp.float32), 0.0, 1.0)
         num_elites = jnp.clip(jnp.round(ratio * population), 1, population).astype(jnp.int32)
         alpha = jnp.clip(hparams.alpha.astype(jnp.float32), 0.0, 1.0)
-        is_real = jnp.arange(max_p) < population
-        is_elite = (jnp.arange(max_p) < num_elites)[:, None, None]
-        elite_count = num_elites.astype(jnp.float32)
-        num_chunks = (population + chunk - 1) // chunk
-
-        def update(mean, var, cands, costs):
-            # One CEM update from the iteration's candidates [>= max_p] and costs [>= max_p].
-            cands, costs = cands[:max_p], costs[:max_p]
-            costs = jnp.where(jnp.isfinite(costs), costs, NONFINITE_COST)
-            costs = jnp.where(is_real, costs, jnp.inf)  # padded candidates rank after all real
-            order = jnp.argsort(costs, stable=True)
-            ranked, ranked_costs = cands[order], costs[order]
-            elite_mean = _tree_sum(jnp.where(is_elite, ranked, 0.0), buffer) / elite_count
-            dev = jnp.where(is_elite, ranked - elite_mean, 0.0)
-            elite_var = _tree_sum(dev * dev, buffer) / elite_count
-            elite_cost = _tree_sum(jnp.where(is_elite[:, 0, 0], ranked_costs, 0.0), buffer)
-            mean = alpha * mean + (1.0 - alpha) * elite_mean
-            var = alpha * var + (1.0 - alpha) * elite_var
-            return mean, var, elite_mean, ranked_costs[0], elite_cost / elite_count
-
+        update = elites.make_update(max_p, population, num_elites, alpha)
         mean0 = jnp.clip(mean_init.astype(jnp.float32), low_j, high_j)
-        inf = jnp.asarray(jnp.inf, jnp.float32)
+        num_chunks = (population + chunk - 1) // chunk
         if isinstance(cost_fn, SteppedCost):
             mean, var, plan, best, elite_cost = flat_loop.run(
                 key,
@@ -339,9 +276,10 @@ def make_cem(config: CEMConfig) -> CEM:
                 it, mean, var, _, _, _ = carry
                 sample_key, cost_key = jax.random.split(jax.random.fold_in(key, it))
                 cands = sample(sample_key, mean, var)
-                costs = evaluate(cost_fn, cost_key, cands, horizon, num_chunks)
+                costs = chunks.evaluate(cost_fn, cost_key, cands, horizon, num_chunks, chunk)
                 return (it + 1, *update(mean, var, cands, costs))
 
+            inf = jnp.asarray(jnp.inf, jnp.float32)
             init = (jnp.asarray(0, jnp.int32), mean0, init_var, mean0, inf, inf)
             _, mean, var, plan, best, elite_cost = jax.lax.while_loop(
                 lambda carry: carry[0] < iterations, body, init

@@ -73,9 +73,10 @@ def run(
         it, rest = tick // per_iteration, tick % per_iteration
         first = (rest // horizon * chunk).astype(jnp.int32)
         t = rest % horizon
-        sample_key, cost_key = jax.random.split(jax.random.fold_in(key, it))
 
         def start(args):
+            # Keys derived here, not every tick: alone this branch runs once per chunk.
+            sample_key, cost_key = jax.random.split(jax.random.fold_in(key, it))
             cands, _ = args
             chunk_cands = sample_rows(sample_key, mean, var, first, chunk)
             cands = jax.lax.dynamic_update_slice_in_dim(cands, chunk_cands, first, 0)

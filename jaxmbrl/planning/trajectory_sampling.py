@@ -17,9 +17,11 @@ global candidate index (`first` + row), so the costs of candidate i do not depen
 
 Per step the reward is reward_fn(obs, action, next_obs); once termination_fn fires for a
 particle, its later rewards are dropped (the terminating step's reward counts, as in mbrl-lib's
-ModelEnv). Steps >= horizon are not run: the loop is a `fori_loop` with a traced trip count
-(under vmap it runs to the largest horizon among the agents). cost = -mean over particles of the
-summed reward; a non-finite cost becomes 1e6 (the original's value).
+ModelEnv). The rollout is given one step at a time (`make_trajectory_steps`) and CEM drives
+it (`flat_loop`: steps >= horizon are not run). cost = -mean over particles of the summed
+reward; a non-finite cost becomes 1e6 (the original's value). The same cost as one function
+with its own horizon loop, CEM's plain cost path, is the tests' reference
+(tests/planning_reference.py).
 """
 
 from collections.abc import Callable
@@ -29,7 +31,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxmbrl.planning.cem import NONFINITE_COST, SteppedCost
+from jaxmbrl.planning.elites import NONFINITE_COST
+from jaxmbrl.planning.flat_loop import SteppedCost
 
 PROPAGATIONS = ("ts_inf", "ts_1", "expectation")
 
@@ -70,7 +73,7 @@ def make_trajectory_steps(
     max_horizon: int,
     propagation: str = "ts_inf",
 ) -> TrajectorySteps:
-    """Builds the rollout as start/step/returns. Args: as `make_trajectory_cost`."""
+    """Builds the rollout as start/step/returns. Args: as `make_stepped_trajectory_cost`."""
     if propagation not in PROPAGATIONS:
         raise ValueError(f"propagation={propagation!r} must be one of {PROPAGATIONS}")
     for name, value in (
@@ -156,7 +159,7 @@ def make_trajectory_steps(
     return TrajectorySteps(start=start, step=step, returns=returns)
 
 
-def make_trajectory_rollout(
+def make_stepped_trajectory_cost(
     model_fn: ModelFn,
     obs_postprocess: Callable[[jax.Array, jax.Array], jax.Array],
     reward_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
@@ -166,55 +169,8 @@ def make_trajectory_rollout(
     num_models: int,
     max_horizon: int,
     propagation: str = "ts_inf",
-) -> Callable[..., jax.Array]:
-    """Builds returns(key, model_state, obs [O], actions [P, H, A], horizon, first=0) -> [P, N].
-
-    Row i of `actions` is candidate first + i (its randomness is keyed by that index).
-    Args: as `make_trajectory_cost`.
-
-    Returns:
-      A pure function giving each particle's summed reward (column j = particle j, which uses
-      model j % num_models under 'ts_inf' and 'expectation'); non-finite values are kept.
-    """
-    steps = make_trajectory_steps(
-        model_fn,
-        obs_postprocess,
-        reward_fn,
-        termination_fn,
-        num_particles=num_particles,
-        num_models=num_models,
-        max_horizon=max_horizon,
-        propagation=propagation,
-    )
-
-    def returns(
-        key: jax.Array,
-        model_state: Any,
-        obs: jax.Array,
-        actions: jax.Array,
-        horizon: jax.Array,
-        first: jax.Array | int = 0,
-    ) -> jax.Array:
-        horizon = jnp.clip(horizon, 1, max_horizon).astype(jnp.int32)
-        step = lambda t, carry: steps.step(model_state, carry, t)
-        carry = jax.lax.fori_loop(0, horizon, step, steps.start(key, obs, actions, first))
-        return steps.returns(carry)
-
-    return returns
-
-
-def make_trajectory_cost(
-    model_fn: ModelFn,
-    obs_postprocess: Callable[[jax.Array, jax.Array], jax.Array],
-    reward_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
-    termination_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None,
-    *,
-    num_particles: int,
-    num_models: int,
-    max_horizon: int,
-    propagation: str = "ts_inf",
-) -> Callable[..., jax.Array]:
-    """Builds costs(key, model_state, obs [O], actions [P, max_horizon, A], horizon, first=0).
+) -> Callable[[Any, jax.Array], SteppedCost]:
+    """Builds bind(model_state, obs [O]) -> SteppedCost: the trajectory cost step by step.
 
     Args:
       model_fn: (model_state, obs [K, N, O], action [K, N, A]) -> (mean, std) [K, N, T], the
@@ -228,51 +184,9 @@ def make_trajectory_cost(
       propagation: 'ts_inf', 'ts_1' or 'expectation'.
 
     Returns:
-      costs(key, model_state, obs, actions, horizon, first=0) -> -mean over particles of the
-      summed reward of the first `horizon` steps, [P] float32 (row i is candidate first + i);
-      non-finite costs become 1e6. Bind model_state and obs to get CEM's
-      cost_fn(key, actions, horizon, first).
-    """
-    rollout = make_trajectory_rollout(
-        model_fn,
-        obs_postprocess,
-        reward_fn,
-        termination_fn,
-        num_particles=num_particles,
-        num_models=num_models,
-        max_horizon=max_horizon,
-        propagation=propagation,
-    )
-
-    def costs(
-        key: jax.Array,
-        model_state: Any,
-        obs: jax.Array,
-        actions: jax.Array,
-        horizon: jax.Array,
-        first: jax.Array | int = 0,
-    ) -> jax.Array:
-        cost = -jnp.mean(rollout(key, model_state, obs, actions, horizon, first), axis=1)
-        return jnp.where(jnp.isfinite(cost), cost, NONFINITE_COST)
-
-    return costs
-
-
-def make_stepped_trajectory_cost(
-    model_fn: ModelFn,
-    obs_postprocess: Callable[[jax.Array, jax.Array], jax.Array],
-    reward_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
-    termination_fn: Callable[[jax.Array, jax.Array, jax.Array], jax.Array] | None,
-    *,
-    num_particles: int,
-    num_models: int,
-    max_horizon: int,
-    propagation: str = "ts_inf",
-) -> Callable[[Any, jax.Array], SteppedCost]:
-    """Builds bind(model_state, obs [O]) -> SteppedCost: `make_trajectory_cost` step by step.
-
-    Args: as `make_trajectory_cost`. The SteppedCost gives CEM the same costs, to float
-    rounding, one model step per call, so CEM can run (iteration, chunk, step) as one loop.
+      bind(model_state, obs) -> SteppedCost whose costs are -mean over particles of the summed
+      reward of the first `horizon` steps, [C] float32 (row i is candidate first + i);
+      non-finite costs become 1e6. CEM runs it one model step per tick (`flat_loop`).
     """
     steps = make_trajectory_steps(
         model_fn,

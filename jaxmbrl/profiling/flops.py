@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl.planning.cem import executed_population
+from jaxmbrl.planning.chunks import executed_population
 
 
 def planner_work(
@@ -38,7 +38,7 @@ def planner_work(
 
 
 def executed_candidates(population: Any, max_population: int, candidate_chunk: int | None) -> Any:
-    """Candidates a chunked planner evaluates (`planning.cem.executed_population`), numpy."""
+    """Candidates a chunked planner evaluates (`planning.chunks.executed_population`), numpy."""
     chunk = max_population if candidate_chunk is None else min(candidate_chunk, max_population)
     return executed_population(np.asarray(population, np.int64), chunk).astype(np.float64)
 

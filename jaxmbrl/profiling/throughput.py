@@ -74,12 +74,22 @@ class ThroughputConfig:
     devices: int = option(
         0, "Devices the members are split over (0: all); every size must divide over them.", low=0
     )
+    compare: str | None = option(
+        None,
+        "A git revision: instead of the full profile, time one planning step of this tree and "
+        "of that revision alternately (`jaxmbrl.profiling.compare`; one --population size).",
+    )
+    compare_rounds: int = option(3, "Alternations of --compare (at least 3).", low=3)
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid range."""
         check_options(self)
         if len(set(self.population)) != len(self.population):
             raise ValueError(f"population={list(self.population)} has repeated sizes")
+        if self.compare is not None and len(self.population) != 1:
+            raise ValueError(
+                f"population={list(self.population)}: --compare times one population size"
+            )
 
 
 def make_mesh(config: ThroughputConfig) -> jax.sharding.Mesh:
