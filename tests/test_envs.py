@@ -1,9 +1,9 @@
 """Tests of the MJX environments (jaxmbrl.envs): real MJX and MuJoCo C, no mocks.
 
-MJX compiles take 5-30 s per program on a 2-core CPU, so each env's jit(reset) and
-jit(step) are compiled once per module (fixture ``compiled``), and one recorded rollout
-per env (fixture ``rollout``) feeds several tests. Batched programs (jit(vmap(scan)))
-are compiled only for cartpole and half_cheetah.
+MJX compiles take 5-60 s per program on a 2-core CPU, so each env's jit(reset) and
+jit(step) are compiled once per process (tests/env_programs.py, shared with
+test_envs_study.py), and one recorded rollout per env (fixture ``rollout``) feeds several
+tests. Batched programs are compiled only for cartpole and half_cheetah.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import mujoco
 import numpy as np
 import pytest
 from compiles import count_compiles
+from env_programs import compiled as _compiled
 
 from jaxmbrl import envs
 
@@ -24,14 +25,12 @@ T_PARITY = 110  # environment steps compared with MuJoCo C
 # leaves out the chaotic ones: the contact-rich cheetah and the light cartpole_gear10,
 # whose pole spins under random actions (measured 3.5e-2 apart after 110 steps).
 OPEN_LOOP_ENVS = tuple(n for n in envs.ALL_ENVS if n not in ("half_cheetah", "cartpole_gear10"))
-BATCH, T_BATCH = 8, 20
-
-
-@functools.cache
-def _compiled(name):
-    env = envs.load(name)
-    jit = functools.partial(jax.jit, compiler_options=env.compiler_options)
-    return env, jit(env.reset), jit(env.step)
+# Batched programs (jit(scan(BatchedEnv.step)), chunks of MAX_CHUNK) for two envs only:
+# cartpole at 1024 members (4 chunks), half_cheetah at 8 (one vmap). CHECKED: the members
+# compared with unbatched runs (cartpole: from every chunk).
+T_BATCH, MAX_CHUNK = 20, 256
+BATCHES = {"cartpole": 1024, "half_cheetah": 8}
+CHECKED = {"cartpole": (0, 1, 2, 5, 255, 256, 700, 1023), "half_cheetah": tuple(range(8))}
 
 
 @pytest.fixture(scope="module", params=envs.ALL_ENVS)
@@ -172,28 +171,29 @@ def test_cartpole_swing_up_is_feasible(name):
     assert heights[first_up] > 0.95 * env.config.pole_length and first_up < 100
 
 
-def _batched_rollout(env):
-    """jit(vmap(scan(step))): states [B], actions [B, T, A] -> final, all states [B, T]."""
+def _batched_rollout(batched_env):
+    """jit(scan(BatchedEnv.step)): states [B], actions [B, T, A] -> final, all states [B, T]."""
 
-    def one(state, actions):
+    def run(states, actions):
         def body(s, a):
-            s = env.step(s, a)
+            s = batched_env.step(s, a)
             return s, s
 
-        return jax.lax.scan(body, state, actions)
+        final, traj = jax.lax.scan(body, states, jnp.swapaxes(actions, 0, 1))
+        return final, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), traj)
 
-    return jax.jit(jax.vmap(one), compiler_options=env.compiler_options)
+    return jax.jit(run, compiler_options=batched_env.compiler_options)
 
 
-@pytest.fixture(scope="module", params=["cartpole", "half_cheetah"])
+@pytest.fixture(scope="module", params=list(BATCHES))
 def batched(request):
     env, reset, step = _compiled(request.param)
-    run = _batched_rollout(env)
-    keys = jax.random.split(jax.random.key(7), BATCH)
-    # Stack single resets (reuses the compiled reset; eager vmap of MJX is slow).
-    states = jax.tree.map(lambda *xs: jnp.stack(xs), *[reset(k) for k in keys])
+    batched_env = envs.BatchedEnv(env, max_chunk=MAX_CHUNK)
+    run = _batched_rollout(batched_env)
+    keys = jax.random.split(jax.random.key(7), BATCHES[env.name])
+    states = jax.jit(batched_env.reset)(keys)
     rng = np.random.default_rng(1)
-    actions = rng.uniform(env.action_low, env.action_high, (BATCH, T_BATCH, env.action_size))
+    actions = rng.uniform(env.action_low, env.action_high, (len(keys), T_BATCH, env.action_size))
     actions = actions.astype(np.float32)
     final, traj = run(states, actions)
     traj = jax.tree.map(np.asarray, traj)
@@ -201,15 +201,24 @@ def batched(request):
 
 
 def test_vmap_equals_separate_runs_without_recompiling(batched):
-    env, reset, step, run, keys, states, actions, traj = batched
     """Each batched step equals the unbatched step from the same state, to float rounding.
 
     Batched and unbatched XLA kernels round differently; through the cheetah's contact
     solve that gives one-step differences up to ~1e-4 (measured 9.6e-5, median 1.8e-6),
     hence atol 1e-3, and open loop it grows chaotically (0.2 by step 14), so the open-loop
     comparison is made for cartpole only (measured: bitwise equal).
+
+    Also covers what test_batch_of_1024_completes_in_chunks checked on its own program
+    before (merged to compile one batched cartpole program instead of two): cartpole runs
+    1024 members through ``BatchedEnv`` in chunks of 256 (the guard against MJX's batched
+    LAPACK hang) to the end with finite observations and no divergence, and members of
+    every chunk match unbatched runs; ``BatchedEnv.reset`` equals unbatched resets.
     """
-    for i in range(BATCH):
+    env, reset, step, run, keys, states, actions, traj = batched
+    assert traj.obs.shape == (len(keys), T_BATCH, env.observation_size)
+    assert traj.reward.shape == (len(keys), T_BATCH)
+    assert np.all(np.isfinite(traj.obs)) and not np.any(traj.metrics["diverged"])
+    for i in CHECKED[env.name]:
         state = reset(keys[i])
         np.testing.assert_array_equal(state.obs, states.obs[i])
         members = [state] + [
@@ -229,7 +238,7 @@ def test_vmap_equals_separate_runs_without_recompiling(batched):
 
 
 def test_divergence_and_time_limit_freeze_only_their_member(batched):
-    env, _, _, run, _, states, actions, clean = batched
+    env, _, _, run, keys, states, actions, clean = batched
     nan_member, huge_member, late_member = 2, 5, 1
     qvel = states.data.qvel.at[nan_member].set(jnp.nan).at[huge_member].set(1e6)
     steps = states.info["steps"].at[late_member].set(env.episode_length - 3)
@@ -252,34 +261,11 @@ def test_divergence_and_time_limit_freeze_only_their_member(batched):
     )
     assert final.info["steps"][late_member] == env.episode_length
     # The other members are untouched by their neighbours' blow-ups.
-    others = np.array([i for i in range(BATCH) if i not in (nan_member, huge_member, late_member)])
+    blown = (nan_member, huge_member, late_member)
+    others = np.array([i for i in range(len(keys)) if i not in blown])
     np.testing.assert_allclose(obs[others], clean.obs[others], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(reward[others], clean.reward[others], rtol=1e-6, atol=1e-6)
     assert not np.any(done[others]) and not np.any(diverged[others])
-
-
-def test_batch_of_1024_completes_in_chunks():
-    env, reset, step = _compiled("cartpole")
-    batched_env = envs.BatchedEnv(env, max_chunk=256)
-    keys = jax.random.split(jax.random.key(11), 1024)
-    actions = jnp.tile(jnp.linspace(-3.0, 3.0, 1024)[:, None, None], (1, 5, 1))
-
-    @jax.jit
-    def run(keys, actions):
-        def body(s, a):
-            s = batched_env.step(s, a)
-            return s, s.reward
-
-        return jax.lax.scan(body, batched_env.reset(keys), jnp.swapaxes(actions, 0, 1))
-
-    final, rewards = run(keys, actions)
-    assert final.obs.shape == (1024, 4) and rewards.shape == (5, 1024)
-    assert np.all(np.isfinite(final.obs)) and not np.any(final.metrics["diverged"])
-    for i in (0, 700, 1023):  # members of different chunks match unbatched runs
-        state = reset(keys[i])
-        for t in range(5):
-            state = step(state, actions[i, t])
-        np.testing.assert_allclose(final.obs[i], state.obs, rtol=1e-5, atol=1e-5)
 
 
 def test_chunked_vmap_pads_and_matches_vmap():

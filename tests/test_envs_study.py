@@ -3,7 +3,9 @@ published facts of each model, rewards checked against MuJoCo C's kinematics, re
 that MJX really integrates with RK4 where PETS' models ask for it.
 
 Physics parity (MJX vs MuJoCo C, one step and open loop) for every model is in
-tests/test_envs.py. Only cheap programs are compiled here (resets, cartpole steps).
+tests/test_envs.py. Environments and their jit(reset)/jit(step) come from
+tests/env_programs.py, shared with test_envs.py, so in one pytest process nothing here
+compiles an env program again; the only program of its own is the Euler cartpole's step.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 import pytest
+from env_programs import compiled, loaded
 
 from jaxmbrl import envs
 
@@ -31,14 +34,14 @@ def test_study_envs_match_the_study_table():
     assert envs.STUDY_ENVS == tuple(STUDY_TABLE)
     assert set(envs.STUDY_ENVS) < set(envs.ALL_ENVS)
     for name, (length, obs_size, action_size, dt) in STUDY_TABLE.items():
-        env = envs.load(name)
+        env = loaded(name)
         got = (env.episode_length, env.observation_size, env.action_size)
         assert got == (length, obs_size, action_size), name
         assert env.dt == pytest.approx(dt), name
 
 
 def test_published_model_facts():
-    cartpole = envs.load("cartpole")
+    cartpole = loaded("cartpole")
     m = cartpole.mj_model
     assert m.opt.integrator == RK4 and m.opt.timestep == pytest.approx(0.02)
     assert cartpole.config.frame_skip == 2
@@ -50,7 +53,7 @@ def test_published_model_facts():
     capsule = lambda r, length: 1000 * np.pi * r**2 * (length + 4 * r / 3)
     np.testing.assert_allclose(m.body_mass[1:], [capsule(0.1, 0.2), capsule(0.049, 0.6)], 1e-4)
 
-    reacher = envs.load("reacher")
+    reacher = loaded("reacher")
     m = reacher.mj_model
     assert m.opt.integrator == RK4 and m.opt.timestep == pytest.approx(0.01)
     assert np.all(m.opt.gravity == 0) and reacher.config.frame_skip == 2
@@ -58,7 +61,7 @@ def test_published_model_facts():
     np.testing.assert_allclose(m.dof_damping[:7], [10, 10, 0.1, 1, 0.1, 0.1, 0.1])
     np.testing.assert_allclose(m.dof_armature[:7], 0.04)
 
-    pusher = envs.load("pusher")
+    pusher = loaded("pusher")
     m = pusher.mj_model
     assert m.opt.integrator == mujoco.mjtIntegrator.mjINT_EULER
     assert m.opt.timestep == pytest.approx(0.01) and pusher.config.frame_skip == 4
@@ -83,7 +86,7 @@ def _c_positions(model, qpos, bodies):
 
 
 def test_reacher_end_effector_and_goal_match_mujoco_c():
-    env = envs.load("reacher")
+    env = loaded("reacher")
     rng = np.random.default_rng(0)
     arm = _random_arm_qpos(env, rng, 64)
     goal = env.mj_model.qpos0[7:] + rng.normal(0, 0.1, (64, 3))
@@ -103,7 +106,7 @@ def test_reacher_end_effector_and_goal_match_mujoco_c():
 
 
 def test_reacher_reward_is_minus_squared_distance_and_action_cost():
-    env = envs.load("reacher")
+    env = loaded("reacher")
     rng = np.random.default_rng(1)
     arm = _random_arm_qpos(env, rng, 4)
     offsets = np.array([[0.0, 0, 0], [0.1, 0, 0], [0, -0.2, 0.1], [0.3, 0.4, 0]])
@@ -123,7 +126,7 @@ def test_reacher_reward_is_minus_squared_distance_and_action_cost():
 
 
 def test_reacher_targets_keep_the_goal_fixed():
-    env = envs.load("reacher")
+    env = loaded("reacher")
     rng = np.random.default_rng(2)
     obs, next_obs = rng.normal(size=(2, 5, 17)).astype(np.float32)
     next_obs[:, 7:10] = obs[:, 7:10]
@@ -135,8 +138,21 @@ def test_reacher_targets_keep_the_goal_fixed():
     np.testing.assert_array_equal(moved[:, 7:10], obs[:, 7:10])
 
 
+def _resets(name, n):
+    """obs, qpos, qvel [n, ...] of n resets from split keys, by the env's shared jit(reset).
+
+    For the pusher 1000 calls cost 2.7 CPU-s, its own jit(vmap(reset)) 9.3 CPU-s to compile.
+    """
+    _, reset, _ = compiled(name)
+    states = [reset(key) for key in jax.random.split(jax.random.key(0), n)]
+    fields = (lambda s: s.obs, lambda s: s.data.qpos, lambda s: s.data.qvel)
+    return (np.stack([np.asarray(field(s)) for s in states]) for field in fields)
+
+
 def test_reacher_reset_is_the_arm_at_rest_and_a_gaussian_goal():
-    env = envs.load("reacher")
+    # jit(vmap(reset)) here: the reacher's reset compiles in ~1.4 CPU-s, less than 2000
+    # calls of the shared jit(reset) cost (the pusher's, with MJX kinematics, the reverse).
+    env = loaded("reacher")
     states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.key(0), 2000))
     obs = np.asarray(states.obs)
     assert np.all(obs[:, :7] == 0) and np.all(obs[:, 10:] == 0)
@@ -147,10 +163,8 @@ def test_reacher_reset_is_the_arm_at_rest_and_a_gaussian_goal():
 
 
 def test_pusher_observation_reward_and_reset():
-    env = envs.load("pusher")
-    reset = jax.jit(jax.vmap(env.reset), compiler_options=env.compiler_options)
-    states = reset(jax.random.split(jax.random.key(0), 1000))
-    qpos, qvel, obs = (np.asarray(x) for x in (states.data.qpos, states.data.qvel, states.obs))
+    env = loaded("pusher")
+    obs, qpos, qvel = _resets("pusher", 1000)
     assert np.all(qpos[:, :7] == 0) and np.all(qpos[:, -2:] == 0)
     assert np.all(np.abs(qvel[:, :7]) <= 0.005) and np.all(qvel[:, 7:] == 0)
     # Object slide qpos is (y, x) = (-0.25, 0.15) + N(0, 0.025^2): world (0.6, -0.3).
@@ -172,7 +186,7 @@ def test_pusher_observation_reward_and_reset():
 
 
 def test_cartpole_tip_and_reward_match_the_geometry():
-    env = envs.load("cartpole")
+    env = loaded("cartpole")
     rng = np.random.default_rng(3)
     for x, theta in rng.uniform([-2, -np.pi], [2, np.pi], (5, 2)):
         data = mujoco.MjData(env.mj_model)
@@ -196,15 +210,15 @@ def test_mjx_integrates_with_rk4():
     From a fast-swinging state one RK4 and one Euler step are ~1e-2 apart (measured), far
     above the MJX-vs-C difference (~1e-6), so a silently ignored integrator would fail.
     """
-    rk4 = envs.load("cartpole")
+    rk4, reset, step = compiled("cartpole")
     euler = envs.load("cartpole", integrator="euler")
     assert rk4.mjx_model.opt.integrator == RK4
     assert euler.mjx_model.opt.integrator == mujoco.mjtIntegrator.mjINT_EULER
-    state = rk4.reset(jax.random.key(0))
+    state = reset(jax.random.key(0))
     start = state.data.replace(qpos=jnp.array([0.3, 2.0]), qvel=jnp.array([1.0, 6.0]))
     state = state.replace(data=start)
     action = jnp.array([2.0])
-    next_rk4 = jax.jit(rk4.step)(state, action).data
+    next_rk4 = step(state, action).data
     next_euler = jax.jit(euler.step)(state, action).data
     data = mujoco.MjData(rk4.mj_model)
     data.qpos[:], data.qvel[:], data.ctrl[:] = [0.3, 2.0], [1.0, 6.0], [2.0]

@@ -1,6 +1,6 @@
 """Pusher of PETS (Chua et al., NeurIPS 2018): a 7-DoF arm pushes a cylinder to a goal.
 
-The task of Zhang et al. 2021. Our MJCF (below) written from the published facts of
+The task of Zhang et al. 2021. Our MJCF (arm.py's template with the spec below) from
 PETS' ``pusher.xml`` (kchua/handful-of-trials; mbrl-lib ``mbrl/env/assets``; it is
 gymnasium's v4 pusher.xml with the shoulder-pan range widened to 2.0): the arm, a table
 plane, an object (cylinder, radius 0.05, on slide joints y then x; frictionless condim-1
@@ -26,56 +26,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmbrl.envs import arm
 from jaxmbrl.envs._mjx import mjx, mujoco
 from jaxmbrl.envs.base import MjxConfig, MjxEnv
 
-_MJCF = """
-<mujoco model="pets_pusher">
-  <compiler angle="radian" inertiafromgeom="true"/>
-  <option timestep="{timestep}" gravity="0 0 0" integrator="Euler"/>
-  <default>
-    <joint armature="0.04" damping="1" limited="true"/>
-    <geom friction=".8 .1 .1" density="300" margin="0.002" condim="1" contype="0"
-          conaffinity="0"/>
-  </default>
-  <worldbody>
-    <geom name="table" type="plane" pos="0 0.5 -0.325" size="1 1 0.1" contype="1"
-          conaffinity="1"/>
-    <body name="r_shoulder_pan_link" pos="0 -0.6 0">
-      <geom name="e1" type="sphere" pos="-0.06 0.05 0.2" size="0.05"/>
-      <geom name="e2" type="sphere" pos="0.06 0.05 0.2" size="0.05"/>
-      <geom name="e1p" type="sphere" pos="-0.06 0.09 0.2" size="0.03"/>
-      <geom name="e2p" type="sphere" pos="0.06 0.09 0.2" size="0.03"/>
-      <geom name="sp" type="capsule" fromto="0 0 -0.4 0 0 0.2" size="0.1"/>
-      <joint name="r_shoulder_pan_joint" type="hinge" axis="0 0 1" range="-2.2854 2.0"
-             damping="1"/>
-      <body name="r_shoulder_lift_link" pos="0.1 0 0">
-        <geom name="sl" type="capsule" fromto="0 -0.1 0 0 0.1 0" size="0.1"/>
-        <joint name="r_shoulder_lift_joint" type="hinge" axis="0 1 0" range="-0.5236 1.3963"
-               damping="1"/>
-        <body name="r_upper_arm_roll_link">
-          <geom name="uar" type="capsule" fromto="-0.1 0 0 0.1 0 0" size="0.02"/>
-          <joint name="r_upper_arm_roll_joint" type="hinge" axis="1 0 0" range="-1.5 1.7"
-                 damping="0.1"/>
-          <body name="r_upper_arm_link">
-            <geom name="ua" type="capsule" fromto="0 0 0 0.4 0 0" size="0.06"/>
-            <body name="r_elbow_flex_link" pos="0.4 0 0">
-              <geom name="ef" type="capsule" fromto="0 -0.02 0 0 0.02 0" size="0.06"/>
-              <joint name="r_elbow_flex_joint" type="hinge" axis="0 1 0" range="-2.3213 0"
-                     damping="0.1"/>
-              <body name="r_forearm_roll_link">
-                <geom name="fr" type="capsule" fromto="-0.1 0 0 0.1 0 0" size="0.02"/>
-                <joint name="r_forearm_roll_joint" type="hinge" axis="1 0 0" range="-1.5 1.5"
-                       damping="0.1"/>
-                <body name="r_forearm_link">
-                  <geom name="fa" type="capsule" fromto="0 0 0 0.291 0 0" size="0.05"/>
-                  <body name="r_wrist_flex_link" pos="0.321 0 0">
-                    <geom name="wf" type="capsule" fromto="0 -0.02 0 0 0.02 0" size="0.01"/>
-                    <joint name="r_wrist_flex_joint" type="hinge" axis="0 1 0" range="-1.094 0"
-                           damping="0.1"/>
-                    <body name="r_wrist_roll_link">
-                      <joint name="r_wrist_roll_joint" type="hinge" axis="1 0 0"
-                             range="-1.5 1.5" damping="0.1"/>
+# PETS' pusher.xml on the shared arm (arm.py): base at y -0.6, the tips_arm body and three
+# contact capsules on the wrist, a table plane, the object and the goal marker.
+_TIPS = """
                       <body name="tips_arm">
                         <geom name="tip_arml" type="sphere" pos="0.1 -0.1 0" size="0.01"/>
                         <geom name="tip_armr" type="sphere" pos="0.1 0.1 0" size="0.01"/>
@@ -85,16 +42,11 @@ _MJCF = """
                       <geom type="capsule" fromto="0 -0.1 0 0.1 -0.1 0" size="0.02"
                             contype="1" conaffinity="1"/>
                       <geom type="capsule" fromto="0 0.1 0 0.1 0.1 0" size="0.02" contype="1"
-                            conaffinity="1"/>
-                    </body>
-                  </body>
-                </body>
-              </body>
-            </body>
-          </body>
-        </body>
-      </body>
-    </body>
+                            conaffinity="1"/>"""
+_TABLE = """
+    <geom name="table" type="plane" pos="0 0.5 -0.325" size="1 1 0.1" contype="1"
+          conaffinity="1"/>"""
+_OBJECT_AND_GOAL = """
     <body name="object" pos="0.45 -0.05 -0.275">
       <geom type="sphere" size="0.05" density="{object_density}" contype="0"/>
       <geom type="cylinder" size="0.05 0.05" density="{object_density}" contype="1"/>
@@ -105,34 +57,30 @@ _MJCF = """
       <geom type="cylinder" size="0.08 0.001" density="0.00001"/>
       <joint name="goal_slidey" type="slide" axis="0 1 0" range="-10.3213 10.3" damping="0.5"/>
       <joint name="goal_slidex" type="slide" axis="1 0 0" range="-10.3213 10.3" damping="0.5"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor joint="r_shoulder_pan_joint" ctrllimited="true" ctrlrange="-2 2"/>
-    <motor joint="r_shoulder_lift_joint" ctrllimited="true" ctrlrange="-2 2"/>
-    <motor joint="r_upper_arm_roll_joint" ctrllimited="true" ctrlrange="-2 2"/>
-    <motor joint="r_elbow_flex_joint" ctrllimited="true" ctrlrange="-2 2"/>
-    <motor joint="r_forearm_roll_joint" ctrllimited="true" ctrlrange="-2 2"/>
-    <motor joint="r_wrist_flex_joint" ctrllimited="true" ctrlrange="-2 2"/>
-    <motor joint="r_wrist_roll_joint" ctrllimited="true" ctrlrange="-2 2"/>
-  </actuator>
-</mujoco>
-"""
-
-
-def arm_compiler_options() -> dict:
-    """XLA options for programs that step MJX's 7-DoF arms (both pushers, the reacher).
-
-    XLA CPU's (new) fusion emitters generate pathologically slow code for MJX's 11-deep
-    kinematic chain of the pusher arm: measured 4.7 s per vmapped step at batch 8 (compile
-    68 s) vs 1.8 ms (compile 10 s) with the legacy emitters. Other envs run equally fast
-    with either, and MLPs run 1.7x slower with the legacy ones, so the option is per env.
-    """
-    # jax 0.11's XLA no longer has the option (compiling with it fails): not set there;
-    # the arms' CPU speed on jax 0.11 is not measured yet (BUILD_NOTES, known limits).
-    if jax.default_backend() == "cpu" and jax.__version_info__ < (0, 11):
-        return {"xla_cpu_use_fusion_emitters": False}
-    return {}
+    </body>"""
+_ARM = arm.ArmSpec(
+    model="pets_pusher",
+    integrator="Euler",
+    geom_defaults='friction=".8 .1 .1" density="300" margin="0.002" condim="1" contype="0" '
+    'conaffinity="0"',
+    base_y=-0.6,
+    # (range, damping) shoulder to wrist: gymnasium's v4 values, the pan range widened.
+    joints=(
+        ((-2.2854, 2.0), 1),
+        ((-0.5236, 1.3963), 1),
+        ((-1.5, 1.7), 0.1),
+        ((-2.3213, 0), 0.1),
+        ((-1.5, 1.5), 0.1),
+        ((-1.094, 0), 0.1),
+        ((-1.5, 1.5), 0.1),
+    ),
+    forearm_length=0.291,
+    wrist_roll="",
+    hand=_TIPS,
+    world=_TABLE,
+    bodies=_OBJECT_AND_GOAL,
+)
+_MAX_ACTION = 2.0  # motors in [-2, 2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +98,8 @@ class PusherConfig(MjxConfig):
 
     def mjcf(self) -> str:
         """The MJCF of this configuration."""
-        return _MJCF.format(timestep=self.timestep, object_density=self.object_density)
+        spec = _ARM._replace(bodies=_ARM.bodies.format(object_density=self.object_density))
+        return arm.mjcf(spec, timestep=self.timestep, max_action=_MAX_ACTION)
 
 
 class Pusher(MjxEnv):
@@ -161,7 +110,7 @@ class Pusher(MjxEnv):
 
     @property
     def compiler_options(self) -> dict:
-        return arm_compiler_options()
+        return arm.arm_compiler_options()
 
     def _make_mj_model(self) -> mujoco.MjModel:
         m = mujoco.MjModel.from_xml_string(self.config.mjcf())

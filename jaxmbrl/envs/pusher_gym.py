@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmbrl.envs._mjx import mjx, mujoco
+from jaxmbrl.envs.arm import arm_compiler_options
 from jaxmbrl.envs.assets import gymnasium_model
 from jaxmbrl.envs.base import MjxConfig, MjxEnv
-from jaxmbrl.envs.pusher import arm_compiler_options
 
 # Rejection sampling with a fixed number of candidates: each is rejected with probability
 # ~0.38, so all 32 fail with probability ~4e-14 (then the first candidate is used).

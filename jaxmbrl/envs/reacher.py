@@ -1,12 +1,13 @@
 """Reacher of PETS (Chua et al., NeurIPS 2018): a 7-DoF arm reaching a 3-D goal.
 
-The task of Zhang et al. 2021. Our MJCF (below) written from the published facts of
-PETS' ``reacher3d.xml`` (kchua/handful-of-trials; mbrl-lib ``mbrl/env/assets``): a PR2-like
-arm (shoulder pan, shoulder lift, upper-arm roll, elbow flex, forearm roll, wrist flex,
-wrist roll), geometry, joint ranges and damping as published, armature 0.04, no gravity,
-motors of gear 1 in [-20, 20]; a target sphere on three unlimited slide joints whose
-qpos is its world position. RK4 at 0.01 s, frame skip 2 (dt 0.02), 150 steps, no
-termination. Visual-only elements and commented-out geometry are left out.
+The task of Zhang et al. 2021. Our MJCF (arm.py's template with the spec below) written
+from the published facts of PETS' ``reacher3d.xml`` (kchua/handful-of-trials; mbrl-lib
+``mbrl/env/assets``): a PR2-like arm (shoulder pan, shoulder lift, upper-arm roll, elbow
+flex, forearm roll, wrist flex, wrist roll) with its gripper, geometry, joint ranges and
+damping as published, armature 0.04, no gravity, motors of gear 1 in [-20, 20]; a target
+sphere on three unlimited slide joints whose qpos is its world position. RK4 at 0.01 s,
+frame skip 2 (dt 0.02), 150 steps, no termination. Visual-only elements and commented-out
+geometry are left out.
 
 Observation (17, PETS'): [arm qpos (7), goal (3), arm qvel (7)].
 Reward (PETS'): -|ee - goal|^2 - 0.01|a|^2, ee the midpoint of the two finger-tip links
@@ -25,56 +26,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxmbrl.envs import kinematics
+from jaxmbrl.envs import arm, kinematics
 from jaxmbrl.envs._mjx import mjx, mujoco
 from jaxmbrl.envs.base import MjxConfig, MjxEnv
-from jaxmbrl.envs.pusher import arm_compiler_options
 
-_MJCF = """
-<mujoco model="pets_reacher3d">
-  <compiler angle="radian" inertiafromgeom="true"/>
-  <option timestep="{timestep}" gravity="0 0 0" integrator="RK4"/>
-  <default>
-    <joint armature="0.04" damping="1" limited="true"/>
-    <geom contype="0" conaffinity="0" condim="1" margin="0.002" friction=".5 .1 .1"/>
-  </default>
-  <worldbody>
-    <body name="r_shoulder_pan_link" pos="0 -0.188 0">
-      <geom name="e1" type="sphere" pos="-0.06 0.05 0.2" size="0.05"/>
-      <geom name="e2" type="sphere" pos="0.06 0.05 0.2" size="0.05"/>
-      <geom name="e1p" type="sphere" pos="-0.06 0.09 0.2" size="0.03"/>
-      <geom name="e2p" type="sphere" pos="0.06 0.09 0.2" size="0.03"/>
-      <geom name="sp" type="capsule" fromto="0 0 -0.4 0 0 0.2" size="0.1"/>
-      <joint name="r_shoulder_pan_joint" type="hinge" axis="0 0 1" range="-2.2854 1.714602"
-             damping="10"/>
-      <body name="r_shoulder_lift_link" pos="0.1 0 0">
-        <geom name="sl" type="capsule" fromto="0 -0.1 0 0 0.1 0" size="0.1"/>
-        <joint name="r_shoulder_lift_joint" type="hinge" axis="0 1 0" range="-0.5236 1.3963"
-               damping="10"/>
-        <body name="r_upper_arm_roll_link">
-          <geom name="uar" type="capsule" fromto="-0.1 0 0 0.1 0 0" size="0.02"/>
-          <joint name="r_upper_arm_roll_joint" type="hinge" axis="1 0 0" range="-3.9 0.8"
-                 damping="0.1"/>
-          <body name="r_upper_arm_link">
-            <geom name="ua" type="capsule" fromto="0 0 0 0.4 0 0" size="0.06"/>
-            <body name="r_elbow_flex_link" pos="0.4 0 0">
-              <geom name="ef" type="capsule" fromto="0 -0.02 0 0 0.02 0" size="0.06"/>
-              <joint name="r_elbow_flex_joint" type="hinge" axis="0 1 0" range="-2.3213 0"
-                     damping="1"/>
-              <body name="r_forearm_roll_link">
-                <geom name="fr" type="capsule" fromto="-0.1 0 0 0.1 0 0" size="0.02"/>
-                <joint name="r_forearm_roll_joint" type="hinge" axis="1 0 0" limited="false"
-                       damping="0.1"/>
-                <body name="r_forearm_link">
-                  <geom name="fa" type="capsule" fromto="0 0 0 0.321 0 0" size="0.05"/>
-                  <body name="r_wrist_flex_link" pos="0.321 0 0">
-                    <geom name="wf" type="capsule" fromto="0 -0.02 0 0 0.02 0" size="0.01"/>
-                    <joint name="r_wrist_flex_joint" type="hinge" axis="0 1 0" range="-2.094 0"
-                           damping="0.1"/>
-                    <body name="r_wrist_roll_link">
-                      <geom name="wr" type="capsule" fromto="-0.02 0 0 0.02 0 0" size="0.01"/>
-                      <joint name="r_wrist_roll_joint" type="hinge" axis="1 0 0" limited="false"
-                             damping="0.1"/>
+# PETS' reacher3d.xml on the shared arm (arm.py): base at y -0.188, the gripper's palm
+# and finger links on the wrist, a target sphere on three unlimited slide joints.
+_GRIPPER = """
                       <body name="r_gripper_palm_link">
                         <geom name="pl" type="capsule" fromto="0.05 0 -0.02 0.05 0 0.02"
                               size="0.05"/>
@@ -94,35 +52,37 @@ _MJCF = """
                                   size="0.01"/>
                           </body>
                         </body>
-                      </body>
-                    </body>
-                  </body>
-                </body>
-              </body>
-            </body>
-          </body>
-        </body>
-      </body>
-    </body>
+                      </body>"""
+_TARGET = """
     <body name="target" pos="0 0.25 0">
       <joint name="target_x" type="slide" axis="1 0 0" limited="false" armature="0" damping="0"/>
       <joint name="target_y" type="slide" axis="0 1 0" limited="false" armature="0" damping="0"
              ref="0.25"/>
       <joint name="target_z" type="slide" axis="0 0 1" limited="false" armature="0" damping="0"/>
       <geom name="target" type="sphere" size="0.035"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor joint="r_shoulder_pan_joint" ctrllimited="true" ctrlrange="-{u} {u}"/>
-    <motor joint="r_shoulder_lift_joint" ctrllimited="true" ctrlrange="-{u} {u}"/>
-    <motor joint="r_upper_arm_roll_joint" ctrllimited="true" ctrlrange="-{u} {u}"/>
-    <motor joint="r_elbow_flex_joint" ctrllimited="true" ctrlrange="-{u} {u}"/>
-    <motor joint="r_forearm_roll_joint" ctrllimited="true" ctrlrange="-{u} {u}"/>
-    <motor joint="r_wrist_flex_joint" ctrllimited="true" ctrlrange="-{u} {u}"/>
-    <motor joint="r_wrist_roll_joint" ctrllimited="true" ctrlrange="-{u} {u}"/>
-  </actuator>
-</mujoco>
-"""
+    </body>"""
+_ARM = arm.ArmSpec(
+    model="pets_reacher3d",
+    integrator="RK4",
+    geom_defaults='contype="0" conaffinity="0" condim="1" margin="0.002" friction=".5 .1 .1"',
+    base_y=-0.188,
+    # (range, damping) shoulder to wrist; the two roll joints of the forearm are unlimited.
+    joints=(
+        ((-2.2854, 1.714602), 10),
+        ((-0.5236, 1.3963), 10),
+        ((-3.9, 0.8), 0.1),
+        ((-2.3213, 0), 1),
+        (None, 0.1),
+        ((-2.094, 0), 0.1),
+        (None, 0.1),
+    ),
+    forearm_length=0.321,
+    wrist_roll="""
+                      <geom name="wr" type="capsule" fromto="-0.02 0 0 0.02 0 0" size="0.01"/>""",
+    hand=_GRIPPER,
+    world="",
+    bodies=_TARGET,
+)
 ARM, GOAL = slice(0, 7), slice(7, 10)  # observation layout; arm qvel is obs[10:17]
 
 
@@ -137,7 +97,7 @@ class ReacherConfig(MjxConfig):
 
     def mjcf(self) -> str:
         """The MJCF of this configuration."""
-        return _MJCF.format(timestep=self.timestep, u=self.max_action)
+        return arm.mjcf(_ARM, timestep=self.timestep, max_action=self.max_action)
 
 
 class Reacher(MjxEnv):
@@ -151,7 +111,7 @@ class Reacher(MjxEnv):
         # The pusher's arm again: with XLA CPU's default fusion emitters a vmapped step at
         # batch 8 took > 20 s (measured: 10 steps not done within 220 s after a 179 s
         # compile) vs 5.5 ms with the legacy emitters (compile 148 s, loaded machine).
-        return arm_compiler_options()
+        return arm.arm_compiler_options()
 
     def _make_mj_model(self) -> mujoco.MjModel:
         m = mujoco.MjModel.from_xml_string(self.config.mjcf())
