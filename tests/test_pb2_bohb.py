@@ -58,8 +58,10 @@ def test_pb2_has_lower_regret_than_pbt_at_population_4_on_a_drifting_optimum():
     pb2 = _pb2_toy_regret(lambda s: tuners.pb2(s, 4, history=5, num_candidates=64, **settings))
     assert np.all(np.isfinite(pb2)) and np.all(pb2 >= 0)
     p = stats.wilcoxon(pb2, pbt, alternative="less").pvalue
-    assert p < 0.01, (pb2.mean(), pbt.mean(), p)
-    assert np.median(pb2) < np.median(pbt)
+    # Measured: PB2 0.82 vs PBT 1.61 mean regret, p = 1.5e-5 (every seed better). PB2 with
+    # its UCB argmax replaced by a random candidate: 1.28, p = 0.019 - it must fail here.
+    assert p < 0.001, (pb2.mean(), pbt.mean(), p)
+    assert pb2.mean() < 0.7 * pbt.mean(), (pb2.mean(), pbt.mean())
 
 
 OPT = np.array([0.2, 0.35, 0.5, 0.65, 0.8])
