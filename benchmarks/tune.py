@@ -1,4 +1,4 @@
-r"""Tunes a population of PETS agents with random search, Hyperband, PBT or PBT-BT.
+r"""Tunes a population of PETS agents with random search, Hyperband, PBT, PBT-BT, PB2 or BOHB.
 
   python -m benchmarks.tune --env=cartpole --tuner=pbt --population=4 --trials=8 \
       --ready_interval=2 --space=planning --preset=tiny --out=runs/pbt

@@ -128,7 +128,7 @@ def test_corrupted_newest_checkpoint_falls_back_to_previous(pbt_run, tmp_path):
     "field,value,message",
     [
         ("env", "walker", "unknown env 'walker'"),
-        ("tuner", "bohb", "unknown tuner 'bohb'"),
+        ("tuner", "smac", "unknown tuner 'smac'"),
         ("space", "arch", "unknown space 'arch'"),
         ("preset", "huge", "unknown preset 'huge'"),
         ("population", 0, "population=0 must be >= 1"),
@@ -174,7 +174,7 @@ def test_binary_killed_and_resumed_matches_uninterrupted_run(pbt_run, tmp_path):
     "flag,message",
     [
         ("--population=0", "population=0 must be >= 1"),
-        ("--tuner=bohb", "random_search|hyperband|pbt|pbt_bt|replay"),
+        ("--tuner=smac", "random_search|hyperband|pbt|pbt_bt|pb2|bohb|replay"),
         ("--env=moon", "--env=moon"),
         ("--member_batch=-2", "member_batch=-2 must be >= 0"),
         ("--ready_interval=9", "ready_interval=9 must be <= trials=4"),

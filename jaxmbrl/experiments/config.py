@@ -19,6 +19,8 @@ PLACEMENT_FIELDS = ("devices", "coordinator_address", "num_processes", "process_
 
 # Every registered tuner, and `replay`: re-run a recorded schedule (`schedule.npz`).
 TUNERS = (*tuners.REGISTRY, "replay")
+# The defaults of PB2's and BOHB's settings are their tuners' (written once, there).
+_PB2, _BOHB = tuners.PB2Config(), tuners.BOHBConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +30,7 @@ class TuneConfig:
     env: str = option("cartpole", "Environment.", choices=envs.ALL_ENVS)
     tuner: str = option("pbt", "Tuner (replay: re-run the schedule of --schedule).", choices=TUNERS)
     population: int = option(4, "Population slots (members trained side by side).", low=1)
-    trials: int = option(8, "Budget per member in trials (Hyperband: the max budget R).", low=1)
+    trials: int = option(8, "Trials per member (Hyperband, BOHB: the max budget R).", low=1)
     ready_interval: int = option(2, "Trials between tuner updates.", low=1)
     space: str = option(
         "planning", "Search space (the study's groups).", choices=tuners.SPACE_NAMES
@@ -38,7 +40,28 @@ class TuneConfig:
     trial_length: int = option(
         0, "Env steps per trial (0: the preset's; tiny caps episodes at 100).", low=0
     )
-    eta: int = option(3, "Hyperband's halving rate eta.", low=2)
+    eta: int = option(3, "Hyperband's (and BOHB's) halving rate eta.", low=2)
+    pb2_history: int = option(
+        _PB2.history, "PB2: tuner intervals of data its GP is fitted on.", low=1
+    )
+    pb2_candidates: int = option(
+        _PB2.num_candidates, "PB2: random points its UCB acquisition is maximised over.", low=1
+    )
+    bohb_top_n_percent: int = option(
+        _BOHB.top_n_percent, "BOHB: percent of results in the good density l(x).", low=1, high=99
+    )
+    bohb_num_samples: int = option(
+        _BOHB.num_samples, "BOHB: draws from l(x) scored by g(x) / l(x) per proposal.", low=1
+    )
+    bohb_random_fraction: float = option(
+        _BOHB.random_fraction,
+        "BOHB: fraction of configurations drawn from the prior.",
+        low=0.0,
+        high=1.0,
+    )
+    bohb_bandwidth_factor: float = option(
+        _BOHB.bandwidth_factor, "BOHB: bandwidth multiplier of its draws from l(x).", low=1e-6
+    )
     schedule: str = option("", "--tuner=replay: DIR/schedule.npz of an earlier run to replay.")
     checkpoint_every: int = option(1, "Tuner steps per checkpoint.", low=1)
     keep_checkpoints: int = option(2, "Checkpoints kept.", low=1)

@@ -31,8 +31,10 @@ from jaxmbrl.experiments.hparams import config_for_space
 from jaxmbrl.options import check_options, option
 from jaxmbrl.tuners.base import Decision
 
-TUNERS = tuners.TUNERS  # random_search, hyperband, pbt, pbt_bt
+TUNERS = ("random_search", "hyperband", "pbt", "pbt_bt")  # the paper's: the default arms
 STUDY_TUNERS = TUNERS + ("default",)
+# Accepted by --tuners: every registered tuner (pb2 and bohb are extra arms) and the default.
+VALID_TUNERS = tuners.TUNERS + ("default",)
 SCALES = ("ci", "cpu", "paper")
 _SPACES = tuners.SPACE_NAMES  # the field `tuners` shadows the module in the class body
 
@@ -45,7 +47,7 @@ class StudyConfig:
     scale: str = option("ci", "Sizes and budgets: ci | cpu | paper.", choices=SCALES)
     out: str = option("runs/study", "Output directory (runs, report.md, study.json, PNGs).")
     envs: tuple[str, ...] = option(("cartpole",), "Environments tuned on.")
-    tuners: tuple[str, ...] = option(STUDY_TUNERS, "Subset of " + ",".join(STUDY_TUNERS) + ".")
+    tuners: tuple[str, ...] = option(STUDY_TUNERS, "Subset of " + ",".join(VALID_TUNERS) + ".")
     seeds: tuple[int, ...] = option((0, 1), "Tuning seeds.")
     transfer_seeds: tuple[int, ...] = option((100,), "New seeds the best results replay on.")
     transfer_envs: tuple[str, ...] = option((), "Other envs the best results replay on.")
@@ -66,7 +68,7 @@ class StudyConfig:
         for name, valid in (
             ("envs", envs.ALL_ENVS),
             ("transfer_envs", envs.ALL_ENVS),
-            ("tuners", STUDY_TUNERS),
+            ("tuners", VALID_TUNERS),
         ):
             for value in getattr(self, name):
                 if value not in valid:
@@ -210,7 +212,7 @@ def check_plan(config: StudyConfig, entries: list[dict]) -> None:
     """Every run's settings are valid and match any run already in its directory."""
     for e in entries:
         settings = dict(
-            e["settings"], tuner=e["tuner"] if e["tuner"] in TUNERS else "pbt", schedule=""
+            e["settings"], tuner=e["tuner"] if e["tuner"] in tuners.REGISTRY else "pbt", schedule=""
         )
         tuning_api(settings)
         saved_path = os.path.join(e["dir"], "config.json")
@@ -262,7 +264,7 @@ def plan_transfer(config: StudyConfig, entries: list[dict]) -> list[dict]:
     out, targets_used = [], set()
     for env in config.envs:
         targets = [env] + [t for t in config.transfer_envs if t != env]
-        for tuner in (t for t in config.tuners if t in TUNERS):
+        for tuner in (t for t in config.tuners if t in tuners.REGISTRY):
             bests = []
             for e in entries:
                 if (e["env"], e["tuner"]) == (env, tuner):

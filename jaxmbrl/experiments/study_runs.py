@@ -32,8 +32,8 @@ from jaxmbrl.experiments.schedules import load_schedule
 from jaxmbrl.tuners.base import Decision
 
 FITNESS_WINDOW = 3
-STATIC_TUNERS = ("random_search", "hyperband")
-DYNAMIC_TUNERS = ("pbt", "pbt_bt")
+STATIC_TUNERS = ("random_search", "hyperband", "bohb")
+DYNAMIC_TUNERS = ("pbt", "pbt_bt", "pb2")
 
 
 def load_run(run_dir: str) -> dict[str, Any]:

@@ -45,6 +45,22 @@ def tuner_settings(config: TuneConfig) -> dict[str, Any]:
     step = config.ready_interval
     if config.tuner == "hyperband":
         return dict(max_budget=config.trials, eta=config.eta)
+    if config.tuner == "bohb":
+        return dict(
+            max_budget=config.trials,
+            eta=config.eta,
+            top_n_percent=config.bohb_top_n_percent,
+            num_samples=config.bohb_num_samples,
+            random_fraction=config.bohb_random_fraction,
+            bandwidth_factor=config.bohb_bandwidth_factor,
+        )
+    if config.tuner == "pb2":
+        return dict(
+            step_trials=step,
+            first_step_trials=step,
+            history=config.pb2_history,
+            num_candidates=config.pb2_candidates,
+        )
     if config.tuner == "pbt_bt":
         # The study checks for backtracking every 30 of its 60 updates: keep that ratio.
         updates = -(-config.trials // step)
@@ -184,7 +200,7 @@ def compile_programs(exp: Experiment, run: RunState) -> Programs:
 def remaining_budget(exp: Experiment, run: RunState) -> np.ndarray:
     """Trials each slot runs before the next update; all zero when the run is over."""
     budget = np.asarray(run.tuner.decision.budget)
-    if exp.config.tuner == "hyperband":
+    if isinstance(run.tuner, tuners.HyperbandState):  # Hyperband and BOHB
         if bool(tuners.is_done(run.tuner)):
             return np.zeros_like(budget)
         # Hyperband counts one trial per update (its budget is what a job has left), so

@@ -1,7 +1,8 @@
 """Search spaces and population tuners of Zhang et al. (AISTATS 2021).
 
 Random search, Hyperband (Li et al. 2018), PBT (Jaderberg et al. 2017) and PBT with
-backtracking, as optax-style factories of pure, jittable functions over N slots.
+backtracking, plus PB2 (Parker-Holder et al. 2020) and BOHB (Falkner et al. 2018), as
+optax-style factories of pure, jittable functions over N slots.
 """
 
 from jaxmbrl.tuners.base import (
@@ -12,6 +13,7 @@ from jaxmbrl.tuners.base import (
     rank_fitness,
     sanitize_fitness,
 )
+from jaxmbrl.tuners.bohb import BOHBConfig, bohb, bohb_config
 from jaxmbrl.tuners.hyperband import (
     HyperbandState,
     brackets,
@@ -20,6 +22,7 @@ from jaxmbrl.tuners.hyperband import (
     incumbent,
     is_done,
 )
+from jaxmbrl.tuners.pb2 import PB2Config, PB2State, pb2, pb2_config
 from jaxmbrl.tuners.pbt import PBTConfig, PBTState, pbt, pbt_config, quantile_counts
 from jaxmbrl.tuners.pbt_bt import Archive, PBTBTState, pbt_bt
 from jaxmbrl.tuners.random_search import RandomSearchState, random_search
@@ -46,11 +49,16 @@ REGISTRY = {
     "hyperband": hyperband,
     "pbt": pbt,
     "pbt_bt": pbt_bt,
+    "pb2": pb2,
+    "bohb": bohb,
 }
 TUNERS = tuple(REGISTRY)
 
 __all__ = [
     "REGISTRY",
+    "BOHBConfig",
+    "PB2Config",
+    "PB2State",
     "SPACE_NAMES",
     "TUNERS",
     "Archive",
@@ -66,6 +74,8 @@ __all__ = [
     "SearchSpace",
     "Tuner",
     "apply_decision",
+    "bohb",
+    "bohb_config",
     "brackets",
     "fitness_from_returns",
     "get_space",
@@ -76,6 +86,8 @@ __all__ = [
     "is_done",
     "lineage",
     "make_schedule_replay",
+    "pb2",
+    "pb2_config",
     "pbt",
     "pbt_bt",
     "pbt_config",
