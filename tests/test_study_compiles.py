@@ -9,11 +9,11 @@ import os
 
 import jax
 import numpy as np
+from compiles import count_compiles
 
 from jaxmbrl import tuners
 from jaxmbrl.experiments import TuneConfig, study_runs, tuning
 from jaxmbrl.experiments.run import run as run_tuning
-from tests.compiles import count_compiles
 
 SPACE = tuners.SearchSpace((tuners.Float("a", 0.0, 1.0), tuners.Float("b", 0.0, 1.0)))
 

@@ -102,6 +102,7 @@ class _Relay:
 _SHARED: dict[tuple, tuple] = {}
 _PROGRAMS: dict[tuple, Any] = {}
 _STATS = {"compiled": 0, "seconds": 0.0}
+_MAX_SHARED = 16  # agents kept; a study needs one per env (and transfer env)
 # Settings that change no program: the seed and schedule are arguments, the rest host-side.
 _RUN_ONLY = ("seed", "schedule", "checkpoint_every", "keep_checkpoints")
 _TUNER_ONLY = ("tuner", "ready_interval", "eta")
@@ -148,6 +149,8 @@ def build(
     progress = on_progress is not None and config.progress_every > 0
     key = _static_key(config, progress, _TUNER_ONLY)
     if key not in _SHARED:
+        if len(_SHARED) >= _MAX_SHARED:
+            clear_cache()  # bounds memory in long processes (a test session); rarely hit
         _SHARED[key] = _build_shared(config, progress)
     env, space, agent, population, base, mesh, relay = _SHARED[key]
     relay.target = on_progress
