@@ -102,6 +102,7 @@ class _Relay:
 _SHARED: dict[tuple, tuple] = {}
 _PROGRAMS: dict[tuple, Any] = {}
 _STATS = {"compiled": 0, "seconds": 0.0}
+_INIT_COMPILED: set[tuple] = set()  # init keys whose jit has compiled (first call timed)
 _MAX_SHARED = 16  # agents kept; a study needs one per env (and transfer env)
 # Settings that change no program: the seed and schedule are arguments, the rest host-side.
 _RUN_ONLY = ("seed", "schedule", "checkpoint_every", "keep_checkpoints")
@@ -131,6 +132,7 @@ def clear_cache() -> None:
     """Forgets every shared agent and compiled program of this process."""
     _SHARED.clear()
     _PROGRAMS.clear()
+    _INIT_COMPILED.clear()
 
 
 def build(
@@ -230,21 +232,33 @@ def _init_args(exp: Experiment) -> tuple:
     return jnp.int32(exp.config.seed), exp.replay
 
 
-def _compiled_init(exp: Experiment) -> tuple[Callable, int]:
-    """The compiled init of `exp`'s program key, and how many programs this compiled (0, 1)."""
+def _init_program(exp: Experiment) -> Callable:
+    """The jitted init of `exp`'s program key (a jit, not an AOT executable: `init_run` under
+    `jax.eval_shape` must only trace)."""
     key = _program_key(exp, "init")
-    if key in _PROGRAMS:
-        return _PROGRAMS[key], 0
-    init = _init_fn(exp)
-    shapes = jax.eval_shape(init, *_init_args(exp))
-    init = jax.jit(init, out_shardings=run_shardings(exp, shapes))
-    _PROGRAMS[key] = _compile(init, *_init_args(exp))
-    return _PROGRAMS[key], 1
+    if key not in _PROGRAMS:
+        init = _init_fn(exp)
+        shapes = jax.eval_shape(init, *_init_args(exp))
+        _PROGRAMS[key] = jax.jit(init, out_shardings=run_shardings(exp, shapes))
+    return _PROGRAMS[key]
+
+
+def _compile_init(exp: Experiment) -> int:
+    """Compiles `exp`'s init (by a first call) unless this process did; returns 1 if it did."""
+    key = _program_key(exp, "init")
+    if key in _INIT_COMPILED:
+        return 0
+    start = time.perf_counter()
+    jax.block_until_ready(_init_program(exp)(*_init_args(exp)))
+    _INIT_COMPILED.add(key)
+    _STATS["compiled"] += 1
+    _STATS["seconds"] += time.perf_counter() - start
+    return 1
 
 
 def init_run(exp: Experiment) -> RunState:
     """The run's first state, members already split over `exp.mesh` (one program per key)."""
-    return _compiled_init(exp)[0](*_init_args(exp))
+    return _init_program(exp)(*_init_args(exp))
 
 
 def run_shardings(exp: Experiment, run: RunState) -> RunState:
@@ -274,7 +288,7 @@ def compile_programs(exp: Experiment, run: RunState | None = None) -> Programs:
     replays). `run` (shapes suffice) defaults to the shapes of `init_run(exp)`.
     """
     start = time.perf_counter()
-    _, compiled = _compiled_init(exp)
+    compiled = _compile_init(exp)
     if run is None:
         run = jax.eval_shape(_init_fn(exp), *_init_args(exp))
     shardings = run_shardings(exp, run)
