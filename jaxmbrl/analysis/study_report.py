@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxmbrl.analysis import plots, study_plots
+from jaxmbrl.analysis import plots, study_plots, study_verdicts
 from jaxmbrl.analysis import study as analysis
 
 
@@ -87,6 +87,14 @@ def findings(study: dict) -> list[str]:
     return lines
 
 
+def _compiles(study: dict) -> str:
+    c = study.get("compile")
+    if not c:
+        return "compile time not recorded"
+    share = c["seconds"] / study["wall_seconds"] if study["wall_seconds"] > 0 else math.nan
+    return f"{c['compiled']} programs compiled in {c['seconds']:.0f} s ({share:.0%} of wall)"
+
+
 def write_report(study: dict, path: str) -> None:
     cfg, figs = study["config"], study["figures"]
     out = [
@@ -97,7 +105,17 @@ def write_report(study: dict, path: str) -> None:
         f"envs {list(cfg['transfer_envs']) or 'none'}; preset {cfg['preset']}, space "
         f"{cfg['space']}, trial length {cfg['trial_length'] or 'preset'}; slots per run "
         f"{study['populations']}; Hyperband eta {cfg['eta']} ({study['hyperband_member_trials']}"
-        f" member-trials). Wall {study['wall_seconds']:.0f} s.",
+        f" member-trials). Wall {study['wall_seconds']:.0f} s; {_compiles(study)}.",
+        "",
+        "## The paper's findings, one by one",
+        "",
+        "| finding | env | the paper | measured here | verdict | why |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {r['finding']} | {r['env']} | {r['paper']} | {r['measured']} | "
+            f"**{r['verdict']}** | {r['reason']} |"
+            for r in study["verdicts"]
+        ],
         "",
         "Final return = mean return of the last 3 trials. 'best' = the tuner's incumbent "
         "(static: best configuration at the full budget; dynamic: best final member), "
@@ -235,6 +253,10 @@ def write_study(manifest: list[dict], settings: dict[str, Any], wall_seconds: fl
     study = analysis.analyse(manifest, settings)
     for key in ("config", "populations", "hyperband_member_trials"):
         study[key] = settings[key]
+    study["compile"] = settings.get("compile")
+    study["verdicts"] = study_verdicts.verdict_table(
+        study, settings["confidence"], settings["resamples"], root=out_dir
+    )
     study["figures"] = study_plots.plot_study(study, manifest, out_dir)
     study["wall_seconds"] = wall_seconds
     study["findings"] = findings(study)

@@ -115,6 +115,11 @@ def run(
     if primary:
         check_settings(out_dir, config)
     members_path = os.path.join(out_dir, "members.jsonl")
+    programs = tuning.compile_programs(exp)
+    if programs.compiled:
+        log(f"compiled {programs.compiled} program(s) in {programs.compile_seconds:.1f} s")
+    else:
+        log("reused the programs compiled for an earlier run")
     run_state = tuning.init_run(exp)
     checkpointer = checkpoint.Checkpointer(
         os.path.join(out_dir, "checkpoints"), config.keep_checkpoints, log=log
@@ -129,8 +134,6 @@ def run(
         rundir.truncate_lines(members_path, meta["members_lines"])
     replicated = distributed.replicated(exp.mesh)
     local = distributed.local_members(exp.mesh, config.population)
-    programs = tuning.compile_programs(exp, run_state)
-    log(f"compiled population step and tuner update in {programs.compile_seconds:.1f} s")
 
     while (budget := tuning.remaining_budget(exp, run_state)).max() > 0:
         step_start = time.perf_counter()

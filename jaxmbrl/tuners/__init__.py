@@ -27,10 +27,13 @@ from jaxmbrl.tuners.pbt import PBTConfig, PBTState, pbt, pbt_config, quantile_co
 from jaxmbrl.tuners.pbt_bt import Archive, PBTBTState, pbt_bt
 from jaxmbrl.tuners.random_search import RandomSearchState, random_search
 from jaxmbrl.tuners.schedule import (
+    ReplayState,
+    ReplayTable,
     hparams_schedule,
     lineage,
     make_schedule_replay,
     record,
+    replay_table,
     stack_decisions,
 )
 from jaxmbrl.tuners.space import (
@@ -71,6 +74,8 @@ __all__ = [
     "PBTConfig",
     "PBTState",
     "RandomSearchState",
+    "ReplayState",
+    "ReplayTable",
     "SearchSpace",
     "Tuner",
     "apply_decision",
@@ -95,6 +100,7 @@ __all__ = [
     "random_search",
     "rank_fitness",
     "record",
+    "replay_table",
     "sanitize_fitness",
     "stack_decisions",
 ]

@@ -94,46 +94,95 @@ def lineage(schedule: Decision, member: int) -> tuple[np.ndarray, np.ndarray]:
     return slots, out
 
 
+class ReplayTable(NamedTuple):
+    """A schedule as data a compiled replay reads: entries padded to a fixed number of steps."""
+
+    schedule: Decision  # leaves [S, N, ...]: the recorded entries, then copies of the last
+    length: jax.Array  # int32: recorded entries (T + 1, at most S)
+
+
 class ReplayState(NamedTuple):
     step: jax.Array  # int32: updates so far
     decision: Decision
+    table: ReplayTable  # traced: one compiled program replays any schedule of its shape
 
 
-def make_schedule_replay(schedule: Decision, space: SearchSpace, copy_sources: bool = True):
-    """A tuner that re-emits `schedule` (ignoring fitness), then holds its last hparams.
+def replay_table(
+    schedule: Decision, copy_sources: bool = True, steps: int | None = None
+) -> ReplayTable:
+    """The replay's data for `schedule` (host-side), padded or cut to `steps` entries.
 
     Args:
       schedule: a Decision with leading step axis [T + 1, N, ...].
-      space: the search space the hyperparameters live in.
-      copy_sources: re-emit the recorded copies (sources); False keeps every slot on its own
+      copy_sources: keep the recorded copies (sources); False keeps every slot on its own
         state and replays only hyperparameters, restarts and budgets.
+      steps: entries of the table (None: T + 1). Entries past `steps` are dropped (a run
+        that ends within `steps` updates never reads them); shorter schedules are padded
+        with their last entry, which the replay never reads either (it holds instead).
 
     Returns:
-      A `Tuner`.
+      The ReplayTable (numpy leaves).
     """
     src = np.asarray(schedule.source)
     if src.ndim != 2:
         raise ValueError(f"schedule.source must be [T + 1, N], got shape {src.shape}")
-    steps, n = src.shape
+    length, n = src.shape
     if copy_sources and (src >= n).any():
         raise ValueError(
             "schedule restores archive checkpoints (source >= N); replay with "
             "copy_sources=False or record a schedule without backtracking"
         )
-    sched = jax.tree.map(jnp.asarray, schedule)
+    sched = Decision(*(np.asarray(x) for x in schedule))
     if not copy_sources:
-        sched = sched._replace(source=jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (steps, n)))
+        sched = sched._replace(source=np.broadcast_to(np.arange(n, dtype=np.int32), (length, n)))
+    steps = length if steps is None else int(steps)
+    if steps < 1:
+        raise ValueError(f"steps={steps} must be >= 1")
+    length = min(length, steps)
+    index = np.minimum(np.arange(steps), length - 1)
+    dtypes = Decision(np.int32, bool, np.float32, bool, np.int32)
+    table = Decision(*(np.asarray(x[index], d) for x, d in zip(sched, dtypes, strict=True)))
+    return ReplayTable(table, np.int32(length))
 
-    def init(key: jax.Array, example_member_state: Any = None) -> ReplayState:
+
+def make_schedule_replay(
+    schedule: Decision, space: SearchSpace, copy_sources: bool = True, steps: int | None = None
+) -> Tuner:
+    """A tuner that re-emits `schedule` (ignoring fitness), then holds its last hparams.
+
+    The schedule is data of the tuner's state, not a constant of its programs: `init(key,
+    example_member_state=None, table=None)` takes another schedule's `replay_table(...,
+    steps=steps)` as a (traced) argument, so one compiled init and update replay every
+    schedule with the same number of steps, slots and hyperparameters.
+
+    Args:
+      schedule: a Decision with leading step axis [T + 1, N, ...] (the default table).
+      space: the search space the hyperparameters live in.
+      copy_sources: re-emit the recorded copies (sources); False keeps every slot on its own
+        state and replays only hyperparameters, restarts and budgets.
+      steps: entries of the tables this tuner reads (None: T + 1), see `replay_table`.
+
+    Returns:
+      A `Tuner`.
+    """
+    default = replay_table(schedule, copy_sources, steps)
+    n = default.schedule.source.shape[1]
+
+    def init(
+        key: jax.Array, example_member_state: Any = None, table: ReplayTable | None = None
+    ) -> ReplayState:
         del key, example_member_state
-        return ReplayState(jnp.int32(0), jax.tree.map(lambda x: x[0], sched))
+        table = jax.tree.map(jnp.asarray, default if table is None else table)
+        return ReplayState(jnp.int32(0), jax.tree.map(lambda x: x[0], table.schedule), table)
 
     def update(key, state, fitness, member_states=None):
         del key, fitness, member_states
         step = state.step + 1
-        recorded = jax.tree.map(lambda x: x[jnp.minimum(step, steps - 1)], sched)
+        table = state.table
+        index = jnp.minimum(step, table.length - 1)
+        recorded = jax.tree.map(lambda x: x[index], table.schedule)
         held = stay(state.decision.hparams, state.decision.budget)
-        decision = jax.tree.map(lambda r, h: jnp.where(step < steps, r, h), recorded, held)
-        return ReplayState(step, decision), decision
+        decision = jax.tree.map(lambda r, h: jnp.where(step < table.length, r, h), recorded, held)
+        return ReplayState(step, decision, table), decision
 
     return Tuner(init, update, no_archive, space, n)
