@@ -163,11 +163,9 @@ def _stopped(stop: faults.Interrupted, out_dir: str, run_state, detail: str, sav
     """The one line a run stopped by a signal ends with."""
     step = int(run_state.step)
     where = f"{step} tuner steps ({int(run_state.elapsed)} trials) done"
-    ckpt = f"checkpoint {saved}" if saved else "no checkpoint yet"
+    ckpt = f"checkpoint {saved} kept" if saved else "no checkpoint yet (a rerun starts afresh)"
     name = signal.Signals(stop.signum).name
-    return faults.Interrupted(
-        stop.signum, f"stopped by {name}: {out_dir}: {where}{detail}; {ckpt} kept"
-    )
+    return faults.Interrupted(stop.signum, f"stopped by {name}: {out_dir}: {where}{detail}; {ckpt}")
 
 
 def _run(config, out_dir, log, progress, guard, wall_start) -> dict[str, Any]:
