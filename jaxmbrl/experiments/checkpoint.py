@@ -13,8 +13,10 @@ damage) is refused rather than restarted, which would discard its records. A sav
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -32,8 +34,23 @@ def _os_error(error: BaseException) -> BaseException:
     while seen is not None:
         if isinstance(seen, OSError):
             return seen
+        # tensorstore raises ValueError("... [os_error_code='28']") for a full disk
+        code = re.search(r"os_error_code='(\d+)'", str(seen))
+        if code:
+            return OSError(int(code[1]), os.strerror(int(code[1])))
         seen = seen.__cause__ or seen.__context__
     return error
+
+
+@contextlib.contextmanager
+def _quiet(logger: str = "absl"):
+    """Mutes orbax's own traceback of a failed save (it becomes one WriteError line)."""
+    log = logging.getLogger(logger)
+    disabled, log.disabled = log.disabled, True
+    try:
+        yield
+    finally:
+        log.disabled = disabled
 
 
 class Checkpointer:
@@ -59,14 +76,15 @@ class Checkpointer:
     def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
         """Saves step `step` whole, or raises `faults.WriteError` leaving the others intact."""
         try:
-            self._manager.save(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
-                ),
-                force=True,
-            )
-            self._manager.wait_until_finished()
+            with _quiet():
+                self._manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)
+                    ),
+                    force=True,
+                )
+                self._manager.wait_until_finished()
         except Exception as error:  # noqa: BLE001 - orbax/tensorstore wrap the OS error
             self._remove_partial(step)
             path = os.path.join(self.directory, str(step))
