@@ -4,22 +4,29 @@ Each binary has one config dataclass in the library (fields made with
 `jaxmbrl.options.option`: default, help, choices, bounds). `define_flags(Config)` defines one
 absl flag per field and `config_from_flags(Config)` builds the config back, so a default is
 written once. Every bad flag value is one line on stderr and exit status 2, before anything
-compiles (absl's own default is a usage dump and status 1).
+compiles (absl's own default is a usage dump and status 1). `prepare_out` takes the run
+directory's lock before anything compiles; `faults_exit` ends a binary whose run was stopped
+by a signal (one line with the resume command, status 128 + signal) or by a failed write
+(one line, status 1).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import os
+import shlex
 import sys
 import types
 import typing
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from absl import flags
 
 from jaxmbrl import runtime
-from jaxmbrl.experiments import rundir
+from jaxmbrl.experiments import faults, rundir
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -101,15 +108,52 @@ def define_out(default: str, what: str) -> flags.FlagHolder:
     return flags.DEFINE_string("out", default, f"Output directory: {what}.")
 
 
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def prepare_out(out_dir: str, settings: dict[str, Any] | None = None) -> None:
-    """Checks `--out` before anything compiles: a writable directory, not a file, and (with
+    """Checks `--out` before anything compiles: a writable directory, not a file, not in use
+    by another live process (its lock is held until this process exits), and (with
     `settings`) not one that holds a run with other settings. Exit 2 otherwise."""
     try:
         rundir.prepare_out_dir(out_dir)
+        faults.RunLock(out_dir, log=_warn).acquire()
+        atexit.register(faults.release_all)
         if settings is not None:
             rundir.check_settings(out_dir, settings)
     except ValueError as error:
         usage_error(str(error))
+    except faults.WriteError as error:
+        usage_error(str(error))
+
+
+def resume_command() -> str:
+    """The command line that resumes this binary's run (the module form of argv[0])."""
+    module = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    args = [a for a in sys.argv[1:] if a not in ("--noresume", "--resume=false")]
+    return shlex.join(["python", "-m", f"benchmarks.{module}", *args])
+
+
+@contextlib.contextmanager
+def faults_exit() -> Iterator[None]:
+    """Ends the binary with one line when its run stops on a signal or a failed write."""
+    program = os.path.basename(sys.argv[0])
+    try:
+        yield
+    except faults.Interrupted as stop:
+        sys.stdout.flush()
+        sys.stderr.write(f"{program}: {stop.message}; resume: {resume_command()}\n")
+        sys.stderr.flush()
+        faults.release_all()
+        # Not sys.exit: an abandoned compiled trial may still run in a helper thread.
+        os._exit(stop.exit_status)
+    except faults.WriteError as error:
+        sys.stderr.write(
+            f"{program}: error: {error}; the last checkpoint and its records are intact: "
+            "free space or fix permissions, then rerun to resume\n"
+        )
+        sys.exit(1)
 
 
 def start() -> None:

@@ -7,7 +7,9 @@ r"""Runs (or resumes) the study of Zhang et al. (AISTATS 2021) and writes its re
 Every tuner (random_search, hyperband, pbt, pbt_bt) and the default PETS run per env and seed
 as ordinary tuning-run directories OUT/ENV/TUNER/seedK; the best results are replayed on
 new seeds and envs (OUT/ENV/transfer/...); OUT/report.md, OUT/study.json and PNGs summarise
-them. Re-running with the same --out skips finished runs and resumes unfinished ones.
+them. Re-running with the same --out skips finished runs and resumes unfinished ones; SIGTERM
+or Ctrl-C stops the run in flight (see benchmarks/tune.py) and ends the study with status
+143 / 130 and the command that resumes it.
 Flags are generated from `jaxmbrl.experiments.study.StudyConfig`; any flag left unset takes
 the value of --scale (ci: cartpole, tiny preset, a few minutes on 2 CPU cores; cpu: about an
 hour on 2 cores; paper: the study's envs, sizes and budgets, for an accelerator).
@@ -68,10 +70,11 @@ def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     start = time.perf_counter()
-    try:
-        manifest = study.run_study(config, log=log)
-    except ValueError as error:
-        _cli.usage_error(str(error))
+    with _cli.faults_exit():  # a signal stops the run in flight; a rerun resumes it
+        try:
+            manifest = study.run_study(config, log=log)
+        except ValueError as error:
+            _cli.usage_error(str(error))
     result = study_report.write_study(
         manifest, study.study_settings(config), time.perf_counter() - start
     )

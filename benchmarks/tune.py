@@ -8,7 +8,9 @@ DIR/summary.json, DIR/members.jsonl (one line per member per trial), DIR/returns
 DIR/schedules.png, DIR/schedule.npz (every decision: copies and hyperparameters), and orbax
 checkpoints under DIR/checkpoints. `--tuner=replay --schedule=DIR/schedule.npz` replays a
 recorded schedule on another seed or env. Re-running with the same --out (and --resume)
-continues from the newest complete checkpoint.
+continues from the newest complete checkpoint. SIGTERM or Ctrl-C stops the run at once
+(the trial in flight is abandoned, the last complete tuner step checkpointed) with one line
+saying how to resume, exit status 143 / 130; a second process on the same --out is refused.
 
 The members are split over --devices (default: all); a population that does not divide over
 them is an error. Several processes (one per host or GPU) join with --coordinator_address
@@ -55,12 +57,13 @@ def main(argv: list[str]) -> None:
     runtime.enable_compilation_cache()
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     progress = Progress(log=log)  # a bar on a terminal, plain lines otherwise
-    try:
-        summary = experiments.run(config, out, log=log, progress=progress)
-    except ValueError as error:  # settings of another run in --out: nothing was written
-        _cli.usage_error(str(error))
-    finally:
-        progress.close()
+    with _cli.faults_exit():  # SIGTERM/SIGINT, a failed write: one line, see _cli
+        try:
+            summary = experiments.run(config, out, log=log, progress=progress)
+        except ValueError as error:  # settings of another run in --out: nothing was written
+            _cli.usage_error(str(error))
+        finally:
+            progress.close()
     if not placement.is_primary():
         return
     analysis.plot_run(os.path.join(out, "members.jsonl"), out)
