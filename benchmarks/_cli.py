@@ -112,14 +112,19 @@ def _warn(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def prepare_out(out_dir: str, settings: dict[str, Any] | None = None) -> None:
+def prepare_out(
+    out_dir: str, settings: dict[str, Any] | None = None, lock: bool = True
+) -> None:
     """Checks `--out` before anything compiles: a writable directory, not a file, not in use
-    by another live process (its lock is held until this process exits), and (with
-    `settings`) not one that holds a run with other settings. Exit 2 otherwise."""
+    by another live process (with `lock`, this process takes the directory's lock and holds
+    it until it exits; a multi-process run's other processes pass lock=False: process 0
+    holds it for all), and (with `settings`) not one that holds a run with other settings.
+    Exit 2 otherwise."""
     try:
         rundir.prepare_out_dir(out_dir)
-        faults.RunLock(out_dir, log=_warn).acquire()
-        atexit.register(faults.release_all)
+        if lock:
+            faults.RunLock(out_dir, log=_warn).acquire()
+            atexit.register(faults.release_all)
         if settings is not None:
             rundir.check_settings(out_dir, settings)
     except ValueError as error:

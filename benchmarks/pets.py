@@ -9,6 +9,7 @@ DIR/returns.png. Compile time is measured apart (ahead-of-time compilation of th
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 
@@ -16,7 +17,7 @@ from absl import app, flags, logging
 
 from benchmarks import _cli
 from jaxmbrl import analysis, runtime
-from jaxmbrl.experiments import single
+from jaxmbrl.experiments import rundir, single
 
 
 def define_flags() -> None:
@@ -32,6 +33,8 @@ def main(argv: list[str]) -> None:
     config = _cli.config_from_flags(single.AgentConfig)
     out = flags.FLAGS.out
     try:
+        if rundir.saved_settings(out) is not None:  # a run with other settings: refused first
+            rundir.check_settings(out, dataclasses.asdict(config))
         single.build(config)  # bad hyperparameter values: one line, before any compile
     except ValueError as error:
         _cli.usage_error(str(error))

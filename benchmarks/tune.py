@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
         placement.check_population(config.population, placement.make_mesh(config.devices))
     except ValueError as error:
         _cli.usage_error(str(error))
-    _cli.prepare_out(out)
+    _cli.prepare_out(out, lock=placement.is_primary())  # process 0 locks for all
     runtime.enable_compilation_cache()
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     progress = Progress(log=log)  # a bar on a terminal, plain lines otherwise

@@ -25,6 +25,11 @@ class Compiles(list):
         name = fn if isinstance(fn, str) else fn.__name__
         return sum(1 for n in self if n == name)
 
+    def programs(self) -> list[str]:
+        """The compiled programs, less single jax.lax / jax.numpy operations dispatched one
+        at a time (host-side set-up of arrays: milliseconds, compiled once per process)."""
+        return [n for n in self if not (hasattr(jax.lax, n) or hasattr(jax.numpy, n))]
+
 
 class _Collector(logging.Handler):
     def __init__(self, names: Compiles):
@@ -44,8 +49,12 @@ def count_compiles():
     handler = _Collector(names)
     logger = logging.getLogger("jax")
     logger.addHandler(handler)
+    # The global setting, not the thread-local `jax.log_compiles` context: a tuning run
+    # compiles in a worker thread (experiments.faults: a signal abandons it at once).
+    was = jax.config.jax_log_compiles
+    jax.config.update("jax_log_compiles", True)
     try:
-        with jax.log_compiles(True):
-            yield names
+        yield names
     finally:
+        jax.config.update("jax_log_compiles", was)
         logger.removeHandler(handler)

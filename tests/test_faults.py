@@ -20,6 +20,7 @@ import time
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+import tiny
 
 from benchmarks import _cli
 from jaxmbrl import experiments
@@ -28,17 +29,9 @@ from jaxmbrl.experiments import faults, rundir
 run_lib = importlib.import_module("jaxmbrl.experiments.run")  # the package exports run()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The suite's shared sizes (tests/tiny.py: its programs come from the session's cache), in
 # 2 tuner steps of 2 trials: a signal can land between the trials of a step.
-SMALL = dict(
-    env="cartpole",
-    tuner="pbt",
-    population=2,
-    trials=4,
-    ready_interval=2,
-    trial_length=50,
-    preset="tiny",
-    progress_every=0,
-)
+SMALL = dict(tiny.RUN, tuner="pbt", ready_interval=2)
 FLAGS = [f"--{k}={v}" for k, v in SMALL.items()]
 
 
@@ -275,3 +268,17 @@ def test_run_directory_of_another_version_is_refused(reference, tmp_path):
     (out / "config.json").write_text(json.dumps(dict(settings, run_format=99)))
     with pytest.raises(ValueError, match="format 99"):
         rundir.check_settings(str(out), {})
+
+
+def test_study_reads_a_run_whose_last_record_was_cut(tmp_path, capsys):
+    """The study's reader drops a cut-off last line of members.jsonl with a warning on
+    stderr (a kill while a record was written), keeping every complete record."""
+    from jaxmbrl.experiments import study_runs
+
+    (tmp_path / "config.json").write_text(json.dumps(dict(SMALL)))
+    rows = [dict(member=m, trial=1, trial_return=float(m)) for m in range(2)]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    (tmp_path / "members.jsonl").write_text(text + '{"member": 0, "tri')
+    assert study_runs.load_run(str(tmp_path))["rows"] == rows
+    err = capsys.readouterr().err
+    assert "dropped a cut-off line after record 2" in err

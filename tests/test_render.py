@@ -186,7 +186,7 @@ def test_bad_input_is_one_line_exit_2(fake_run, flags, message, tmp_path):
         result = cli.run(
             "benchmarks.render", *[f.format(run=fake_run) for f in flags], f"--out={tmp_path}/o"
         )
-    assert result.code == 2 and compiled == [], result.stderr
+    assert result.code == 2 and compiled.programs() == [], result.stderr
     assert len(result.lines) == 1 and message in result.lines[0], result.stderr
     assert not os.path.exists(tmp_path / "o")
 

@@ -217,7 +217,7 @@ def test_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
     `test_bad_flag_exits_2_in_a_process`)."""
     with count_compiles() as compiled:
         result = cli.run("benchmarks.throughput", flag, f"--out={tmp_path}/t.json")
-    assert result.code == 2 and compiled == []
+    assert result.code == 2 and compiled.programs() == []
     assert len(result.lines) == 1 and "error" in result.lines[0] and needle in result.lines[0]
     assert not (tmp_path / "t.json").exists()
 
@@ -237,7 +237,7 @@ def test_padding_binary_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
     """In-process through the binary's parser and `main`, nothing compiled."""
     with count_compiles() as compiled:
         result = cli.run("benchmarks.padding", flag, f"--out={tmp_path}/p")
-    assert result.code == 2 and compiled == []
+    assert result.code == 2 and compiled.programs() == []
     assert len(result.lines) == 1 and "error" in result.lines[0] and needle in result.lines[0]
     assert not (tmp_path / "p" / "padding.json").exists()
 

@@ -394,6 +394,8 @@ def test_update_is_jitted_once_across_steps(name):
         "hyperband": lambda: hyperband(SPACE, 6, 9),
         "pbt": lambda: pbt(SPACE, 6),
         "pbt_bt": lambda: pbt_bt(SPACE, 6, delta_t=2),
+        "pb2": lambda: tuners.pb2(SPACE, 6),
+        "bohb": lambda: tuners.bohb(SPACE, 6, 9),
     }[name]
     tuner = make()
     update = jax.jit(tuner.update)

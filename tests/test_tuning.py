@@ -186,7 +186,7 @@ def test_binary_bad_flag_is_one_line_exit_2_before_compiling(flag, message, tmp_
     out = tmp_path / "out"
     with count_compiles() as compiled:
         result = cli.run("benchmarks.tune", *_tune_flags(out), flag)
-    assert result.code == 2 and compiled == []
+    assert result.code == 2 and compiled.programs() == []
     assert len(result.lines) == 1 and message in result.lines[0], result.stderr
     assert not out.exists()
 
@@ -196,7 +196,7 @@ def test_binary_refuses_a_file_as_out_before_compiling(tmp_path):
     blocker.write_text("not a directory")
     with count_compiles() as compiled:
         result = cli.run("benchmarks.tune", *_tune_flags(blocker))
-    assert result.code == 2 and compiled == []
+    assert result.code == 2 and compiled.programs() == []
     assert len(result.lines) == 1 and f"--out={blocker} is a file" in result.lines[0]
     assert blocker.read_text() == "not a directory"
 

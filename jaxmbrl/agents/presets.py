@@ -47,7 +47,7 @@ _TINY = dict(
 TINY_TRIAL_LENGTH = 100
 # Full-length trials at the cheapest measured sizes at which the default PETS learns the
 # study's cart-pole (~3.4 s a trial on 2 cores; returns 168, 84, 90 at trial 10 on seeds
-# 0-2: short of 150 on two of them; the candidates tried: BUILD_NOTES.study.md).
+# 0-2: short of 150 on two of them; the candidates tried: BUILD_NOTES.md, "The study on a CPU").
 _CPU = dict(
     ensemble_size=5,
     num_elites=5,

@@ -106,7 +106,7 @@ def run(config: AgentConfig, out_dir: str, log: Callable[[str], None] = print) -
     compile_s = time.perf_counter() - start
     log(f"compiled trial+train in {compile_s:.1f} s")
     path = os.path.join(out_dir, "trials.jsonl")
-    rundir.truncate_lines(path, 0)  # a rerun with the same settings starts afresh
+    rundir.restore_lines(path, 0, None, log)  # a rerun with the same settings starts afresh
     records = []
     for trial in range(config.trials):  # host loop over trials: one compiled call each
         key, trial_key = jax.random.split(key)

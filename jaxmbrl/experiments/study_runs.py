@@ -22,12 +22,14 @@ import hashlib
 import json
 import math
 import os
+import sys
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
 from jaxmbrl import tuners
+from jaxmbrl.experiments import rundir
 from jaxmbrl.experiments.schedules import load_schedule
 from jaxmbrl.tuners.base import Decision
 
@@ -42,9 +44,8 @@ def load_run(run_dir: str) -> dict[str, Any]:
         config = json.load(f)
     rows = []
     path = os.path.join(run_dir, "members.jsonl")
-    if os.path.exists(path):
-        with open(path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+    if os.path.exists(path):  # a line cut by a kill is dropped with a warning
+        rows = rundir.read_jsonl(path, log=lambda line: print(line, file=sys.stderr))
     sched_path = os.path.join(run_dir, "schedule.npz")
     schedule = load_schedule(sched_path) if os.path.exists(sched_path) else None
     return dict(dir=run_dir, config=config, rows=rows, schedule=schedule)
