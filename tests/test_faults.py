@@ -282,3 +282,31 @@ def test_study_reads_a_run_whose_last_record_was_cut(tmp_path, capsys):
     assert study_runs.load_run(str(tmp_path))["rows"] == rows
     err = capsys.readouterr().err
     assert "dropped a cut-off line after record 2" in err
+
+
+def test_study_binary_stopped_by_a_signal_is_one_line_and_128_plus_n(tmp_path, monkeypatch):
+    """The study binary when the run in flight stops on SIGTERM (experiments.run raises
+    faults.Interrupted, as `test_binary_sigterm_exits_143_with_one_line_and_resumes` shows
+    for a real signal): one line with the resume command, exit 143, the lock released. The
+    rerun skipping finished runs: test_study's test_rerun_resumes_and_skips_finished_runs."""
+    import cli
+
+    from jaxmbrl.experiments import study
+
+    def stopped(config, log):
+        raise faults.Interrupted(signal.SIGTERM, f"stopped by SIGTERM: {config.out}/cartpole")
+
+    def exit_(status):
+        raise SystemExit(status)
+
+    flags = [f"--out={tmp_path}", "--seeds=0", "--tuners=pbt"]
+    monkeypatch.setattr(study, "run_study", stopped)
+    monkeypatch.setattr(os, "_exit", exit_)  # the binary leaves with os._exit
+    monkeypatch.setattr(sys, "argv", [os.path.join(REPO, "benchmarks", "study.py"), *flags])
+    result = cli.run("benchmarks.study", *flags)
+    assert result.code == 143, result.stderr
+    assert len(result.lines) == 1, result.stderr
+    line = result.lines[0]
+    assert f"stopped by SIGTERM: {tmp_path}/cartpole" in line
+    assert "resume: python -m benchmarks.study" in line and f"--out={tmp_path}" in line
+    assert not (tmp_path / faults.LOCK_FILE).exists()
