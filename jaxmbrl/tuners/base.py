@@ -20,6 +20,7 @@ value and never become a parent, elite or incumbent.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple, Protocol
 
 import chex
@@ -154,3 +155,13 @@ def apply_decision(
         return jnp.where(mask, fresh, old)
 
     return jax.tree.map(pick, fresh_states, gathered)
+
+
+def replace_settings(base: Any, name: str, overrides: dict[str, Any]) -> Any:
+    """The settings dataclass `base` with `overrides` applied; an unknown field is a one-line
+    ValueError naming the tuner (`name`) and the valid fields."""
+    fields = tuple(f.name for f in dataclasses.fields(base))
+    unknown = set(overrides) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown {name} option(s) {sorted(unknown)}; valid: {fields}")
+    return dataclasses.replace(base, **overrides)

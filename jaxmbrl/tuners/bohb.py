@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmbrl.tuners.base import Tuner
+from jaxmbrl.tuners.base import Tuner, replace_settings
 from jaxmbrl.tuners.hyperband import DONE, HyperbandState, brackets, hyperband
 from jaxmbrl.tuners.space import Categorical, SearchSpace
 
@@ -52,11 +52,7 @@ class BOHBConfig:
 
 def bohb_config(**overrides: Any) -> BOHBConfig:
     """BOHBConfig with `overrides` applied and checked (one-line ValueError)."""
-    fields = tuple(f.name for f in dataclasses.fields(BOHBConfig))
-    unknown = set(overrides) - set(fields)
-    if unknown:
-        raise ValueError(f"unknown BOHB option(s) {sorted(unknown)}; valid: {fields}")
-    c = dataclasses.replace(BOHBConfig(), **overrides)
+    c = replace_settings(BOHBConfig(), "BOHB", overrides)
     if c.min_points_in_model < 0:
         raise ValueError(f"bohb min_points_in_model={c.min_points_in_model} must be >= 0")
     if not 1 <= c.top_n_percent <= 99:

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import tinygp
 
-from jaxmbrl.tuners.base import Decision, Tuner, no_archive, start
+from jaxmbrl.tuners.base import Decision, Tuner, no_archive, replace_settings, start
 from jaxmbrl.tuners.pbt import initial_hparams, pbt_config, quantile_counts, truncation
 from jaxmbrl.tuners.space import Categorical, Int, SearchSpace
 
@@ -59,11 +59,7 @@ class PB2Config:
 
 def pb2_config(**overrides: Any) -> PB2Config:
     """PB2Config with `overrides` applied and checked (one-line ValueError)."""
-    fields = tuple(f.name for f in dataclasses.fields(PB2Config))
-    unknown = set(overrides) - set(fields)
-    if unknown:
-        raise ValueError(f"unknown PB2 option(s) {sorted(unknown)}; valid: {fields}")
-    c = dataclasses.replace(PB2Config(), **overrides)
+    c = replace_settings(PB2Config(), "PB2", overrides)
     if c.history < 1:
         raise ValueError(f"pb2 history={c.history} must be >= 1")
     if c.num_candidates < 1:

@@ -26,7 +26,14 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from jaxmbrl.tuners.base import Decision, Tuner, no_archive, rank_fitness, start
+from jaxmbrl.tuners.base import (
+    Decision,
+    Tuner,
+    no_archive,
+    rank_fitness,
+    replace_settings,
+    start,
+)
 from jaxmbrl.tuners.space import SearchSpace
 
 
@@ -56,11 +63,7 @@ def pbt_config(preset: str = "zhang2021", **overrides: Any) -> PBTConfig:
     """The preset's PBTConfig with `overrides` applied and checked."""
     if preset not in PRESETS:
         raise ValueError(f"unknown PBT preset {preset!r}; valid: {', '.join(PRESETS)}")
-    fields = tuple(f.name for f in dataclasses.fields(PBTConfig))
-    unknown = set(overrides) - set(fields)
-    if unknown:
-        raise ValueError(f"unknown PBT option(s) {sorted(unknown)}; valid: {fields}")
-    c = dataclasses.replace(PRESETS[preset], **overrides)
+    c = replace_settings(PRESETS[preset], "PBT", overrides)
     if not 0.0 < c.quantile <= 0.5:
         raise ValueError(f"quantile={c.quantile} must be in (0, 0.5]")
     if c.quantile_rule not in ("zhang2021", "ray_tune"):
