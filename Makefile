@@ -18,7 +18,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n 2 --dist loadfile tests --durations=20
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder tests --durations=20
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check jaxmbrl benchmarks tests

@@ -28,14 +28,14 @@ def setup():
     return env, space, config, agent, to_hparams
 
 
-def _run(population, unit, steps=TRIALS, seed=0):
-    state = jax.jit(population.init)(jax.random.PRNGKey(seed), unit)
-    step = jax.jit(population.step)
+def _run(init, step, unit, steps=TRIALS, seed=0):
+    """`steps` trials of every member, stepped masked with all active (as a tuning run)."""
+    state = init(jax.random.PRNGKey(seed), unit)
     metrics = []
     for _ in range(steps):
-        state, m = step(state)
+        state, m = step(state, jnp.ones((N,), bool))
         metrics.append(jax.device_get(m))
-    return state, metrics, step
+    return state, metrics
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +57,19 @@ def grouped(setup):
 
 
 @pytest.fixture(scope="module")
-def population_run(setup):
-    _, space, _, agent, to_hparams = setup
-    population = population_lib.make_population(agent, N, to_hparams)
+def population_run(setup, grouped):
+    """All members in one vmap, stepped masked with every member active as a tuning run
+    steps them: the program that test_idle_members_keep_their_state[None] reuses."""
+    _, space, _, _, _ = setup
+    population, init, step = grouped(None)
     unit = space.sample_unit(jax.random.PRNGKey(7), N)
-    return population, unit, _run(population, unit)
+    return population, unit, _run(init, step, unit)
 
 
-def test_members_equal_solo_runs(setup, population_run):
+def test_members_equal_solo_runs(setup, population_run, grouped):
     _, _, _, agent, _ = setup
-    population, unit, (final, metrics, _) = population_run
-    start = jax.jit(population.init)(jax.random.PRNGKey(0), unit)
+    _, unit, (final, metrics) = population_run
+    start = grouped(None)[1](jax.random.PRNGKey(0), unit)
     solo = jax.jit(agent.trial_and_train)
     hparams = start.hparams
     assert len({int(h) for h in hparams.planner.horizon}) > 1  # members really differ
@@ -94,10 +96,8 @@ def test_members_in_groups_equal_the_vmapped_population(
     of 1) computes the same members. The groups run masked with every member active, as a
     tuning run steps them (the program `test_idle_members_keep_their_state` reuses)."""
     _, _, _, agent, _ = setup
-    population, unit, (final, metrics, _) = population_run
-    work = jax.vmap(agent.member_work)(
-        jax.jit(population.init)(jax.random.PRNGKey(0), unit).hparams
-    )
+    _, unit, (final, metrics) = population_run
+    work = jax.vmap(agent.member_work)(grouped(None)[1](jax.random.PRNGKey(0), unit).hparams)
     assert np.argsort(np.asarray(work), kind="stable").tolist() != list(range(N))  # reordered
     _, init, step = grouped(member_batch)
     state = init(jax.random.PRNGKey(0), unit)
@@ -140,7 +140,7 @@ def test_idle_members_keep_their_state(population_run, grouped, member_batch):
 
 def test_apply_copies_and_restarts(population_run):
     """source gathers members; restart gives slot 1 a fresh agent, the others are copies."""
-    population, unit, (state, _, _) = population_run
+    population, unit, (state, _) = population_run
     apply = jax.jit(population.apply)
     copy = tuners.Decision(
         source=jnp.array([2, 2, 0], jnp.int32),
@@ -183,9 +183,10 @@ def test_member_batch_flag_values():
         population_lib.map_members(lambda x: x, 0)
 
 
-def test_one_program_across_steps_and_decisions(setup, population_run):
+def test_one_program_across_steps_and_decisions(setup, population_run, grouped):
     _, space, _, _, _ = setup
-    population, unit, (state, _, step) = population_run
+    population, unit, (state, _) = population_run
+    step = grouped(None)[2]
     tuner = tuners.pbt(space, N, step_trials=1, first_step_trials=1)
     tuner_state = tuner.init(jax.random.PRNGKey(1))
     update = jax.jit(tuner.update)
@@ -196,7 +197,7 @@ def test_one_program_across_steps_and_decisions(setup, population_run):
                 jax.random.PRNGKey(i), tuner_state, population.fitness(state)
             )
             state = apply(state, decision)
-            state, _ = step(state)
+            state, _ = step(state, jnp.ones((N,), bool))
     # <= 1: test_apply_copies_and_restarts may already have compiled this population's apply.
     assert compiled.count(step) <= 1 and compiled.count(apply) <= 1
     assert compiled.count(update) == 1
@@ -234,7 +235,9 @@ def test_grouped_population_one_program_when_horizons_change(setup, population_r
 @pytest.mark.slow
 def test_diverging_members_are_contained_and_replaced(setup):
     """Member 1's physics blows up (an unstable cart-pole), member 2's model goes
-    non-finite (absurd learning rate); member 0 must be exactly as without them."""
+    non-finite (absurd learning rate); member 0 must be exactly as without them. The clean
+    and the broken run are one program: which member breaks is data (a marker added to its
+    first unit coordinate), so the comparison is between two runs of the same executable."""
     env, space, config, agent, to_hparams = setup
     unstable = pets_lib.make_pets(envs.load("cartpole", gear=1e12), config)
 
@@ -254,19 +257,27 @@ def test_diverging_members_are_contained_and_replaced(setup):
             )
 
     def forced_hparams(unit):
-        hparams = to_hparams(unit)
-        alpha = hparams.planner.alpha.at[1].set(0.0)
-        lr = hparams.model.learning_rate.at[2].set(1e30)
+        # unit[:, 0] + 10 * marker: 1 breaks the physics (alpha 0), 2 the model (lr 1e30).
+        marker = jnp.floor(unit[:, 0] / 10.0)
+        hparams = to_hparams(unit.at[:, 0].add(-10.0 * marker))
+        alpha = jnp.where(marker == 1, 0.0, hparams.planner.alpha)
+        lr = jnp.where(marker == 2, 1e30, hparams.model.learning_rate)
         return hparams._replace(
             planner=hparams.planner._replace(alpha=alpha),
             model=hparams.model._replace(learning_rate=lr),
         )
 
     unit = space.sample_unit(jax.random.PRNGKey(7), N)
-    clean = population_lib.make_population(Forced, N, to_hparams)
+    marked = unit.at[1, 0].add(10.0).at[2, 0].add(20.0)
     broken = population_lib.make_population(Forced, N, forced_hparams)
-    clean_state, clean_metrics, _ = _run(clean, unit, steps=3)
-    state, metrics, _ = _run(broken, unit, steps=3)
+    init, step = jax.jit(broken.init), jax.jit(broken.step)
+    with count_compiles() as compiled:
+        clean_state, clean_metrics = _run(init, step, unit, steps=3)
+        state, metrics = _run(init, step, marked, steps=3)
+    assert compiled.count(step) == 1  # the same executable for both runs
+    assert float(clean_state.hparams.planner.alpha[1]) > 0
+    assert float(state.hparams.planner.alpha[1]) == 0
+    assert not np.asarray(clean_state.members.failed).any()
 
     assert metrics[1]["diverged"][1] == 1.0  # first planned trial in the unstable env
     assert metrics[0]["model/nonfinite"][2] == 1.0

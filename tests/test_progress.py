@@ -19,10 +19,9 @@ class Recorder(Progress):
         self.steps_per_call: list[int] = []
         self.reports = 0
 
-    def update(self, steps, counts):
-        if bool(counts):
-            self.reports += 1
-        super().update(steps, counts)
+    def update(self, steps):
+        self.reports += 1
+        super().update(steps)
 
     def finish(self):
         self.steps_per_call.append(self.done)
@@ -51,7 +50,8 @@ def test_every_env_step_is_reported_once_and_progress_changes_no_result(tmp_path
 
 
 def test_every_env_step_is_reported_once_in_a_vmap(tmp_path):
-    """Both members in one vmap: the other side of the cond reports too, but is not counted."""
+    """Both members in one vmap (each member's policy a select between random and planned
+    actions in one rollout): every env step reported once, per member."""
     _run_with_recorder(tmp_path, member_batch=2, trials=2)
 
 
@@ -59,9 +59,8 @@ def test_plain_lines_name_steps_rate_and_eta():
     lines = []
     progress = Progress(log=lines.append, bar=False, min_interval=0.0)
     progress.start("step 0 trial 1/1", members=2, trial_length=10)
-    progress.update(10, True)
-    progress.update(10, False)  # the other side of a vmapped cond: not counted
-    progress.update(10, True)
-    progress.update(10, True)  # more than the total (idle vmapped members): clamped
+    progress.update(10)
+    progress.update(10)
+    progress.update(10)  # more than the total (idle vmapped members): clamped
     assert progress.done == 20
     assert "20/20 env steps (2 member-trials done)" in lines[-1] and "ETA" in lines[-1]

@@ -18,6 +18,8 @@ import tiny
 from compiles import count_compiles
 
 from jaxmbrl.analysis import render as render_lib
+from jaxmbrl.experiments import TuneConfig
+from jaxmbrl.experiments import run as run_tuning
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRIAL_LENGTH = 20
@@ -66,11 +68,11 @@ def needs_gl():
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """A PBT run of the suite's shared sizes (its programs come from the session's cache)."""
+    """A PBT run of the suite's shared sizes, in-process (its programs come from this
+    process or the session's cache; the run renders nothing, so MUJOCO_GL does not matter)."""
     out = tmp_path_factory.mktemp("run")
-    flags = tiny.flags(tuner="pbt", ready_interval=1, trial_length=TRIAL_LENGTH)
-    cmd = [sys.executable, "-m", "benchmarks.tune", *flags, f"--out={out}"]
-    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=900, env=_env())
+    config = TuneConfig(**dict(tiny.RUN, tuner="pbt", ready_interval=1, trial_length=TRIAL_LENGTH))
+    run_tuning(config, str(out), log=lambda line: None)
     return out
 
 

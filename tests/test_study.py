@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 
+import cli
 import numpy as np
 import pytest
+from compiles import count_compiles
 from scipy import stats
 
 from jaxmbrl import tuners
@@ -53,10 +55,20 @@ def _binary(*args, timeout=1500):
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(flag, words, tmp_path):
-    result = _binary(flag, f"--out={tmp_path}")
+    """In-process through the binary's parser and `main`, before any program compiles (the
+    exit status for real: `test_bad_flag_exits_2_in_a_process`)."""
+    with count_compiles() as compiled:
+        result = cli.run("benchmarks.study", flag, f"--out={tmp_path}")
+    assert result.code == 2 and compiled.programs() == []
+    assert len(result.lines) == 1 and all(w in result.lines[0] for w in words), result.stderr
+    assert not os.listdir(tmp_path)
+
+
+def test_bad_flag_exits_2_in_a_process(tmp_path):
+    result = _binary("--scale=huge", f"--out={tmp_path}")
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and all(w in lines[0] for w in words), result.stderr
+    assert len(lines) == 1 and "huge" in lines[0] and "ci" in lines[0], result.stderr
     assert not os.listdir(tmp_path)
 
 
@@ -65,9 +77,10 @@ def test_a_run_with_other_settings_is_refused_before_anything_runs(tmp_path):
     run_dir.mkdir(parents=True)
     settings = study.tuning_api(study.tune_settings(study.make_config(), "cartpole", "pbt", 0))
     (run_dir / "config.json").write_text(json.dumps(dict(settings, population=7)))
-    result = _binary(f"--out={tmp_path}", "--seeds=0", "--tuners=pbt")
-    assert result.returncode == 2
-    assert "population=7" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    with count_compiles() as compiled:
+        result = cli.run("benchmarks.study", f"--out={tmp_path}", "--seeds=0", "--tuners=pbt")
+    assert result.code == 2 and compiled.programs() == []
+    assert "population=7" in result.stderr and len(result.lines) == 1
     assert sorted(os.listdir(run_dir)) == ["config.json"]
 
 

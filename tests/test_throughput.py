@@ -16,13 +16,30 @@ from jaxmbrl.profiling import flops, planner_costs, throughput, timing
 from jaxmbrl.profiling import plot as throughput_plot
 from jaxmbrl.tuners.space import Float, Int, SearchSpace
 
+DEVICES = 2  # XLA's forced CPU device count of the profiler's process
+
 
 @pytest.fixture(scope="module")
-def result():  # the profiler end to end: only the tests that use it are marked slow
-    config = throughput.ThroughputConfig(
-        env="cartpole", preset="tiny", population=(1, 2), steps=3, train_rows=64, min_seconds=0.0
+def profiled(tmp_path_factory):
+    """The profiler end to end, as a user runs it: the binary in a process with 2 CPU
+    devices, members split over them (populations 2 and 4). One run serves both what
+    test_sharding's per-device test checked (merged here: total and per-device rates) and
+    the report of every measurement."""
+    out = tmp_path_factory.mktemp("throughput")
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={DEVICES}")
+    flags = ["--env=cartpole", "--preset=tiny", "--steps=3", "--train_rows=64", "--min_seconds=0"]
+    result = cli.subprocess_run(
+        "benchmarks.throughput",
+        *flags,
+        "--population=2,4",
+        f"--devices={DEVICES}",
+        f"--out={out}",
+        env=env,
+        timeout=1500,
     )
-    return throughput.run(config, log=lambda line: None)
+    assert result.code == 0, result.stderr[-3000:]
+    with open(out / "throughput.json") as f:
+        return json.load(f), result, out
 
 
 def _positive(x):
@@ -30,8 +47,10 @@ def _positive(x):
 
 
 @pytest.mark.slow
-def test_run_reports_every_measurement(result, tmp_path):
-    assert [r["population"] for r in result["results"]] == [1, 2]
+def test_run_reports_every_measurement(profiled, tmp_path):
+    result, proc, out = profiled
+    assert [r["population"] for r in result["results"]] == [2, 4]
+    assert result["device"]["devices_used"] == DEVICES
     for r in result["results"]:
         for key in ("population_step", "env", "train", "planner"):
             assert r["compile_seconds"][key] >= 0
@@ -48,12 +67,25 @@ def test_run_reports_every_measurement(result, tmp_path):
             r["physics_share_of_trial"],
         ):
             assert _positive(value)
-        # samples = epochs x rows: the tiny preset trains 5 epochs on full 64-row buffers.
+        # samples = epochs x rows: every member (each on its device) trains 5 epochs on
+        # full 64-row buffers.
         assert r["train"]["samples"] == r["population"] * 5 * 64
         assert set(r["vmap_efficiency"]) == {"trial", "env_alone", "train", "planner"}
         assert set(r["batching_speedup"]) == set(r["vmap_efficiency"])
+        # Total rates and each device's share.
+        per = r["per_device"]
+        assert r["devices"] == DEVICES
+        assert per["env_steps_per_second"] == pytest.approx(r["env_steps_per_second"] / DEVICES)
+        assert per["train_samples_per_second"] == pytest.approx(
+            r["train"]["samples_per_second"] / DEVICES
+        )
+        assert per["planner_transitions_per_second"] == pytest.approx(
+            r["planner"]["transitions_per_second"] / DEVICES
+        )
     assert all(v == pytest.approx(1.0) for v in result["results"][0]["vmap_efficiency"].values())
     assert _positive(result["matmul"]["flops_per_second"])
+    assert f"population 4 on {DEVICES} device(s)" in proc.stdout and "per device" in proc.stdout
+    assert (out / "throughput.png").stat().st_size > 0
 
     # The model alone at the planner's batch: every particle row of every candidate, per step.
     fwd, pc, plan = result["model_forward"], result["pets_config"], result["results"][0]["planner"]
@@ -75,13 +107,13 @@ def test_run_reports_every_measurement(result, tmp_path):
     parts = proj["planner_seconds"] + proj["train_seconds"] + proj["env_seconds"]
     assert proj["total_seconds"] == pytest.approx(parts)
 
-    out, png = tmp_path / "t.json", tmp_path / "t.png"
-    runtime.write_json(str(out), result)
+    json_path, png = tmp_path / "t.json", tmp_path / "t.png"
+    runtime.write_json(str(json_path), result)
     throughput_plot.plot(result, str(png))
-    assert json.loads(out.read_text())["results"][1]["population"] == 2
+    assert json.loads(json_path.read_text())["results"][1]["population"] == 4
     assert png.stat().st_size > 0
     lines = throughput_plot.table(result).splitlines()
-    assert lines[0].split()[0] == "N" and lines[1].split()[0] == "1"
+    assert lines[0].split()[0] == "N" and lines[1].split()[0] == "2"
 
 
 def test_flop_counts_hand_computed():
@@ -220,6 +252,22 @@ def test_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
     assert result.code == 2 and compiled.programs() == []
     assert len(result.lines) == 1 and "error" in result.lines[0] and needle in result.lines[0]
     assert not (tmp_path / "t.json").exists()
+
+
+def test_sizes_not_dividing_over_the_devices_exit_2_in_a_process(tmp_path):
+    """(from test_sharding) A population size that does not divide over --devices: one
+    line, exit 2, before --out is touched."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={DEVICES}")
+    result = cli.subprocess_run(
+        "benchmarks.throughput",
+        "--population=3,4",
+        f"--devices={DEVICES}",
+        f"--out={tmp_path}/t",
+        env=env,
+    )
+    assert result.code == 2 and len(result.lines) == 1, result.stderr
+    assert f"population=3 does not divide over devices={DEVICES}" in result.lines[0]
+    assert not (tmp_path / "t").exists()
 
 
 @pytest.mark.slow

@@ -150,9 +150,10 @@ def _tune_flags(out_dir, **overrides):
 
 @pytest.mark.slow
 def test_binary_killed_and_resumed_matches_uninterrupted_run(pbt_run, tmp_path):
-    """The binary, SIGKILLed after its 2nd checkpoint and run again, resumes and ends with the
-    records and summary of the uninterrupted in-process run (so the binary's run is also the
-    library's run, bit for bit)."""
+    """The binary, SIGKILLed after its 2nd checkpoint (a real process) and run again (its
+    parser and `main` in this process, whose programs pbt_run compiled), resumes and ends
+    with the records and summary of the uninterrupted in-process run (so the binary's run is
+    also the library's run, bit for bit)."""
     whole, killed = pbt_run[0], tmp_path / "killed"
     cmd = [sys.executable, "-m", "benchmarks.tune", *_tune_flags(killed)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -163,7 +164,7 @@ def test_binary_killed_and_resumed_matches_uninterrupted_run(pbt_run, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "summary.json").exists(), "run finished before it could be killed"
-    result = cli.subprocess_run("benchmarks.tune", *_tune_flags(killed))
+    result = cli.run("benchmarks.tune", *_tune_flags(killed))
     assert result.code == 0, result.stderr[-2000:]
     assert "resumed from tuner step" in result.stderr
     assert _members(str(killed)) == _members(str(whole))
@@ -212,15 +213,16 @@ def test_binary_bad_flag_exits_2_in_a_process(tmp_path):
 
 @pytest.mark.slow
 def test_binary_replays_a_recorded_schedule(pbt_run, tmp_path):
-    """`--tuner=replay --schedule=DIR/schedule.npz` through the binary, on another seed: the
-    recorded hyperparameters and parents come back, the returns differ; a missing schedule
-    is one line, exit 2. (Merged with the in-process replay test, which checked the same
-    records through `tuning.run`; its config checks are `test_replay_settings_are_checked`.)"""
+    """`--tuner=replay --schedule=DIR/schedule.npz` through the binary's parser and `main`
+    (in-process: the population step is pbt_run's), on another seed: the recorded
+    hyperparameters and parents come back, the returns differ; a missing schedule is one
+    line, exit 2. (Merged with the in-process replay test, which checked the same records
+    through `tuning.run`; its config checks are `test_replay_settings_are_checked`.)"""
     recorded, replayed = pbt_run[0], tmp_path / "replay"
     schedule = recorded / "schedule.npz"
     assert tuning.load_schedule(str(schedule)).source.shape == (PBT["trials"] + 1, 2)
     flags = _tune_flags(replayed, tuner="replay", seed=1)
-    result = cli.subprocess_run("benchmarks.tune", *flags, f"--schedule={schedule}")
+    result = cli.run("benchmarks.tune", *flags, f"--schedule={schedule}")
     assert result.code == 0, result.stderr[-2000:]
     original, replay = _members(str(recorded)), _members(str(replayed))
     keys = lambda rows: [(r["member"], r["trial"], r["hparams"], r["parent"]) for r in rows]  # noqa: E731

@@ -44,7 +44,7 @@ def _ensemble_config(env, config: PETSConfig) -> ensemble_lib.EnsembleConfig:
 
 
 def make_pets(
-    env, config: PETSConfig, on_progress: Callable[[jax.Array, jax.Array], None] | None = None
+    env, config: PETSConfig, on_progress: Callable[[jax.Array], None] | None = None
 ) -> PETS:
     """Builds the PETS agent for `env`.
 
@@ -53,10 +53,8 @@ def make_pets(
         model pre/post-processing functions).
       config: static sizes and maxima; `replay_capacity` must be > 0.
       on_progress: host function called from inside a compiled trial (`jax.debug.callback`)
-        every `config.progress_every` env steps and at the trial's end, with (env steps since
-        the last call, whether this rollout is the one that counts). Under vmap the random
-        and the planned rollout both run (a select), so only one of them counts. None, or
-        `progress_every` 0: no callbacks in the program.
+        every `config.progress_every` env steps and at the trial's end, with the env steps
+        since the last call. None, or `progress_every` 0: no callbacks in the program.
 
     Returns:
       A `PETS` NamedTuple of pure functions:
@@ -138,14 +136,20 @@ def make_pets(
         """One planning step: CEM from `plan_init` on the model's trajectory-sampling cost."""
         return cem.optimize(key, trajectory_cost(model_state, obs), plan_init, hparams.planner)
 
-    def _rollout(key, state: AgentState, hparams: PETSHParams, random_policy: bool):
+    def _rollout(key, state: AgentState, hparams: PETSHParams):
+        # One scan for both policies (the choice is a cond per step): the program holds one
+        # copy of the env's step, not two (a cond between two rollouts compiled MJX twice and,
+        # under vmap, ran both rollouts).
         reset_key, steps_key = jax.random.split(key)
         env_state = env.reset(reset_key)
         del reset_key
+        random_policy = state.trials == 0  # the very first trial of an agent acts at random
 
-        def policy(key, obs, mean):
-            if random_policy:
-                return jax.random.uniform(key, low.shape, minval=low, maxval=high), mean
+        def random_action(key, obs, mean):
+            del obs
+            return jax.random.uniform(key, low.shape, minval=low, maxval=high), mean
+
+        def planned_action(key, obs, mean):
             mean, _ = plan(key, state.model, obs, mean, hparams)
             return mean[0], cem.shift(mean, hparams.planner)
 
@@ -154,15 +158,19 @@ def make_pets(
             done, every = t + 1, config.progress_every
             emit = (done % every == 0) | (done == config.trial_length)
             steps = done - ((done - 1) // every) * every
-            counts = (state.trials == 0) == random_policy
-            jax.lax.cond(emit, lambda: jax.debug.callback(on_progress, steps, counts), lambda: None)
+            # Tied to the member's own state, so that under vmap the value is batched and
+            # the callback runs once per member (an unbatched value: once per batch).
+            steps = jnp.where(state.trials >= 0, steps, 0)
+            jax.lax.cond(emit, lambda: jax.debug.callback(on_progress, steps), lambda: None)
 
         def body(carry, xs):
             key, t = xs
             env_state, plan = carry
             if on_progress is not None and config.progress_every > 0:
                 report(t)
-            action, plan = policy(key, env_state.obs, plan)
+            action, plan = jax.lax.cond(
+                random_policy, random_action, planned_action, key, env_state.obs, plan
+            )
             next_state = env.step(env_state, action)
             alive = env_state.done < 0.5
             transition = dict(
@@ -184,12 +192,7 @@ def make_pets(
 
     def run_trial(key: chex.PRNGKey, state: AgentState, hparams: PETSHParams):
         """Runs one trial; the very first trial of an agent acts at random."""
-        traj = jax.lax.cond(
-            state.trials == 0,
-            lambda k: _rollout(k, state, hparams, True),
-            lambda k: _rollout(k, state, hparams, False),
-            key,
-        )
+        traj = _rollout(key, state, hparams)
         buffer = replay_lib.replay_add(
             state.replay,
             traj["obs"],

@@ -73,10 +73,8 @@ class Progress:
                     self._rich.start()
                 self._task = self._rich.add_task(label, total=self.total, rate="")
 
-    def update(self, steps: Any, counts: Any) -> None:
+    def update(self, steps: Any) -> None:
         """Callback from the compiled program: `steps` env steps done by one member."""
-        if not bool(counts):
-            return  # the other side of a vmapped cond (random vs planned trial)
         with self._lock:
             self.done = min(self.total, self.done + int(steps))
             now = time.perf_counter()

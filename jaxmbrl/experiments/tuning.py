@@ -109,9 +109,9 @@ class _Relay:
     def __init__(self) -> None:
         self.target: Callable | None = None
 
-    def __call__(self, steps, counts) -> None:
+    def __call__(self, steps) -> None:
         if self.target is not None:
-            self.target(steps, counts)
+            self.target(steps)
 
 
 # Per-process caches: static key -> shared pieces / compiled programs (see module doc).
@@ -152,7 +152,7 @@ def clear_cache() -> None:
 
 
 def build(
-    config: TuneConfig, on_progress: Callable[[jax.Array, jax.Array], None] | None = None
+    config: TuneConfig, on_progress: Callable[[jax.Array], None] | None = None
 ) -> Experiment:
     """Env, search space, agent, population and tuner for `config` (validated).
 
