@@ -10,6 +10,7 @@ Hyperband's member-trials (`hyperband_member_trials`): `env_population` slots of
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from jaxmbrl import envs, tuners
@@ -48,6 +49,10 @@ class StudyConfig:
     member_batch: int = option(0, "Members per vmap; 0: auto.", low=0)
     confidence: float = option(0.95, "Bootstrap confidence level.", low=0.5, high=0.999)
     resamples: int = option(9999, "Bootstrap resamples.", low=100)
+    videos: bool = option(False, "GIFs of the best, worst and default member per env.")
+    publish: str = option(
+        "", "Also copy report, study.json, PNGs, GIFs, members.jsonl (no checkpoints) here."
+    )
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid choices."""
@@ -64,6 +69,9 @@ class StudyConfig:
             raise ValueError("envs, tuners and seeds must each name at least one entry")
         if set(self.seeds) & set(self.transfer_seeds):
             raise ValueError(f"transfer_seeds {self.transfer_seeds} must differ from seeds")
+        out, publish = os.path.abspath(self.out), os.path.abspath(self.publish or "/")
+        if self.publish and os.path.commonpath([out, publish]) in (out, publish):
+            raise ValueError(f"publish={self.publish} and out={self.out} must not hold each other")
 
 
 _SCALE_SETTINGS = {
@@ -79,6 +87,7 @@ _SCALE_SETTINGS = {
         ready_interval=2,
         trial_length=0,
         preset="cpu",
+        videos=True,
     ),
     # the study's envs, sizes and trials per env (50-300), 5-trial PBT steps
     "paper": dict(
@@ -90,6 +99,7 @@ _SCALE_SETTINGS = {
         ready_interval=5,
         trial_length=0,
         preset="paper",
+        videos=True,
     ),
 }
 
