@@ -126,3 +126,19 @@ def test_publish_refuses_a_directory_without_a_report_and_a_destination_inside_i
     _write(tmp_path / "report.md")
     with pytest.raises(ValueError, match="inside"):
         study_publish.publish(str(tmp_path), str(tmp_path / "results"))
+
+
+def test_the_divergence_row_links_the_frames_of_the_videos_that_diverged():
+    rows = [dict(finding="tuned", measured="a"), dict(finding="divergence", measured="tuned 1")]
+    videos = [
+        dict(env="cartpole", role="best", gif="videos/b/member_1.gif", diverged_step=None),
+        dict(env="cartpole", role="worst", gif="videos/w/member_0.gif", diverged_step=57),
+        dict(env="cartpole", role="default", error="no GL"),
+    ]
+    study_videos.link_diverged_frames(rows, videos)
+    assert rows[0]["measured"] == "a"
+    assert rows[1]["measured"] == (
+        "tuned 1; diverged in the videos: [cartpole worst member, frame 57](videos/w/member_0.gif)"
+    )
+    study_videos.link_diverged_frames(rows[:1], videos[:1])
+    assert rows[0]["measured"] == "a"

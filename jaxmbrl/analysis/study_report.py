@@ -262,6 +262,7 @@ def write_study(
     )
     study["figures"] = study_plots.plot_study(study, manifest, out_dir)
     study["videos"] = study_videos.make_videos(study, out_dir, log) if videos else []
+    study_videos.link_diverged_frames(study["verdicts"], study["videos"])
     study["wall_seconds"] = wall_seconds
     study["findings"] = findings(study)
     with open(os.path.join(out_dir, "study.json"), "w") as f:

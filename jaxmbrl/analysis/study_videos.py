@@ -101,6 +101,18 @@ def make_videos(
     return rows
 
 
+def link_diverged_frames(verdicts: list[dict[str, Any]], videos: list[dict[str, Any]]) -> None:
+    """Appends to the divergence row's measurement a link to each video whose physics
+    diverged, with the frame (in place; the row is unchanged when none did)."""
+    broken = [v for v in videos if v.get("diverged_step") is not None and "gif" in v]
+    for row in verdicts:
+        if row["finding"] == "divergence" and broken:
+            row["measured"] += "; diverged in the videos: " + ", ".join(
+                f"[{v['env']} {v['role']} member, frame {v['diverged_step']}]({v['gif']})"
+                for v in broken
+            )
+
+
 _CAPTION = {
     "best": "best member (fittest member of the tuned run with the best final return)",
     "worst": "worst member (least fit member of the tuned run whose worst member did worst)",

@@ -79,7 +79,8 @@ _SCALE_SETTINGS = {
     "ci": dict(),
     # cartpole, cpu preset (full 200-step trials), 10 trials: Hyperband (R = 10, eta = 3)
     # 74 member-trials, 7 slots; random search gives 7 configurations x 3 seeds = 21 at the
-    # budgets 1, 3, 10 for Spearman. About 5 x 3 x 74 + 5 x 74 member-trials in all.
+    # budgets 1, 3, 10 for Spearman. About 5 x 3 x 72 + 5 x 70 member-trials in all, ~2.2 s
+    # each on 2 cores: about an hour (BUILD_NOTES.md, "The study on a CPU").
     "cpu": dict(
         seeds=(0, 1, 2),
         transfer_seeds=(100,),
