@@ -106,7 +106,9 @@ def write_report(study: dict, path: str) -> None:
         f"envs {list(cfg['transfer_envs']) or 'none'}; preset {cfg['preset']}, space "
         f"{cfg['space']}, trial length {cfg['trial_length'] or 'preset'}; slots per run "
         f"{study['populations']}; Hyperband eta {cfg['eta']} ({study['hyperband_member_trials']}"
-        f" member-trials). Wall {study['wall_seconds']:.0f} s; {_compiles(study)}.",
+        f" member-trials). Wall {study['wall_seconds']:.0f} s in this invocation (the runs'"
+        f" own wall times, over every invocation, sum to {study['runs_wall_seconds']:.0f} s);"
+        f" {_compiles(study)} in this invocation.",
         "",
         "## The paper's findings, one by one",
         "",
@@ -264,11 +266,21 @@ def write_study(
     study["videos"] = study_videos.make_videos(study, out_dir, log) if videos else []
     study_videos.link_diverged_frames(study["verdicts"], study["videos"])
     study["wall_seconds"] = wall_seconds
+    study["runs_wall_seconds"] = sum(_run_wall(e["dir"]) for e in manifest)
     study["findings"] = findings(study)
     with open(os.path.join(out_dir, "study.json"), "w") as f:
         json.dump(_json_safe(study), f, indent=1, allow_nan=False)
     write_report(study, os.path.join(out_dir, "report.md"))
     return study
+
+
+def _run_wall(run_dir: str) -> float:
+    """A run's wall seconds as its summary.json records them (0 without one)."""
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            return float(json.load(f).get("wall_seconds", 0.0))
+    except (OSError, ValueError):
+        return 0.0
 
 
 def _json_safe(value: Any) -> Any:
