@@ -11,10 +11,17 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-.PHONY: run test lint
+.PHONY: run test lint study
 run: $(VENV)/.installed
 	$(PY) -m benchmarks.tune --env=cartpole_gear10 --tuner=pbt --population=8 --trials=12 \
 		--ready_interval=3 --space=planning --preset=tiny --out=$(OUT)
+
+# `make study`: the study at --scale=cpu (cartpole, 3 seeds, about an hour on 2 cores);
+# the runs (with checkpoints) go to $(STUDY_RUNS), the report, study.json, PNGs and GIFs
+# to results/study-cpu (committed). A rerun resumes the unfinished runs.
+STUDY_RUNS ?= runs/study-cpu
+study: $(VENV)/.installed
+	$(PY) -m benchmarks.study --scale=cpu --out=$(STUDY_RUNS) --publish=results/study-cpu
 
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports --no-cache

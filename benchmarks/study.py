@@ -18,15 +18,27 @@ hour on 2 cores; paper: the study's envs, sizes and budgets, for an accelerator)
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 
-from absl import app, flags, logging
+from jaxmbrl.analysis import render as render_lib  # imports no mujoco
 
-from benchmarks import _cli
-from jaxmbrl import runtime
-from jaxmbrl.analysis import study_report
-from jaxmbrl.experiments import study
+if __name__ == "__main__":
+    # The report's videos render with MuJoCo, which reads MUJOCO_GL once, when first
+    # imported (jaxmbrl.experiments imports it): choose the backend before the imports below.
+    try:
+        render_lib.select_gl_backend()
+    except ValueError as error:  # a value that would make `import mujoco` raise
+        sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {error}\n")
+        sys.exit(2)
+
+from absl import app, flags, logging  # noqa: E402
+
+from benchmarks import _cli  # noqa: E402
+from jaxmbrl import runtime  # noqa: E402
+from jaxmbrl.analysis import study_publish, study_report  # noqa: E402
+from jaxmbrl.experiments import study  # noqa: E402
 
 
 def define_flags() -> None:
@@ -76,11 +88,21 @@ def main(argv: list[str]) -> None:
         except ValueError as error:
             _cli.usage_error(str(error))
     result = study_report.write_study(
-        manifest, study.study_settings(config), time.perf_counter() - start
+        manifest,
+        study.study_settings(config),
+        time.perf_counter() - start,
+        videos=config.videos,
+        log=log,
     )
     for line in result["findings"]:
         print(line)
     print(f"report: {config.out}/report.md; {result['wall_seconds']:.0f} s wall")
+    if config.publish:
+        copied = study_publish.publish(config.out, config.publish)
+        print(
+            f"published {copied['files']} files ({copied['bytes'] / 1e6:.1f} MB) to "
+            f"{config.publish}"
+        )
 
 
 if __name__ == "__main__":

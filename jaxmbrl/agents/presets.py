@@ -46,20 +46,26 @@ _TINY = dict(
 )
 TINY_TRIAL_LENGTH = 100
 # Full-length trials at the cheapest measured sizes at which the default PETS learns the
-# study's cart-pole (~3.4 s a trial on 2 cores; returns 168, 84, 90 at trial 10 on seeds
-# 0-2: short of 150 on two of them; the candidates tried: BUILD_NOTES.md, "The study on a CPU").
+# study's cart-pole to >= 150 within 10 trials on seeds 0-2 (trials 5, 6, 7; ~2-2.5 CPU s a
+# trial): a CEM of 25 x 3 and 40 epochs of model training per trial (DEFAULT_EPOCHS). The
+# candidates tried: BUILD_NOTES.md, "The study on a CPU".
 _CPU = dict(
     ensemble_size=5,
     num_elites=5,
     max_hidden_width=64,
     max_hidden_layers=3,
-    max_epochs=5,
+    max_epochs=40,
     train_batch_size=32,
     max_horizon=25,
-    max_population=100,
+    max_population=25,
     max_iterations=3,
     num_particles=5,
 )
+
+# Model-training epochs per trial of the default PETS: the study's 5, except at 'cpu', whose
+# small model learns cart-pole within 10 trials only when trained longer (BUILD_NOTES.md,
+# "The study on a CPU").
+DEFAULT_EPOCHS = {"tiny": 5, "cpu": _CPU["max_epochs"], "paper": 5}
 
 
 def pets_config(env, preset: str, trials: int, **overrides: Any) -> PETSConfig:
@@ -112,7 +118,9 @@ def fit_config(config: PETSConfig, hparams: PETSHParams) -> PETSConfig:
     )
 
 
-def study_hparams(agent) -> PETSHParams:
-    """The study's default hyperparameters for the agent's env, within its maxima."""
+def study_hparams(agent, preset: str = "paper") -> PETSHParams:
+    """The study's default hyperparameters for the agent's env and `preset`, within its
+    maxima (the default's model-training epochs are the preset's: `DEFAULT_EPOCHS`)."""
     horizon = min(STUDY_HORIZON.get(agent.env.name, 30), agent.config.max_horizon)
-    return replace_hparams(agent.default_hparams, {"horizon": horizon})
+    epochs = min(DEFAULT_EPOCHS[preset], agent.config.max_epochs)
+    return replace_hparams(agent.default_hparams, {"horizon": horizon, "epochs": epochs})

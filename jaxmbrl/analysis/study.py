@@ -112,8 +112,13 @@ def analyse(manifest: list[dict], settings: dict[str, Any]) -> dict[str, Any]:
                 if b is None:
                     continue
                 lineages = study_runs.member_lineages(run)
-                worst = min(lineages, key=lambda x: x["fitness"])["member"] if lineages else None
-                b.update(seed=e["seed"], dir=e["dir"], worst_member=worst)  # videos: best/worst
+                worst = min(lineages, key=lambda x: x["fitness"]) if lineages else {}
+                b.update(  # for the videos of the best and the worst member
+                    seed=e["seed"],
+                    dir=e["dir"],
+                    worst_member=worst.get("member"),
+                    worst_fitness=worst.get("fitness"),
+                )
                 best.setdefault(tuner, []).append(b)
                 per_seed.append(b)
                 curves.append(dict(seed=e["seed"], trial=b["trial"], returns=b["returns"]))
@@ -174,9 +179,12 @@ def _strip(b: dict) -> dict:
         "budget",
         "trained",
         "worst_member",
+        "worst_fitness",
     )
     out = {k: b[k] for k in keep if k in b}
-    out["fitness"], out["final_return"] = _num(out["fitness"]), _num(out["final_return"])
+    for k in ("fitness", "final_return", "worst_fitness"):
+        if k in out:
+            out[k] = _num(out[k])
     if isinstance(out.get("hparams"), list):  # dynamic: the last hyperparameters used
         out["hparams"] = out["hparams"][-1] if out["hparams"] else None
     return out

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from jaxmbrl.analysis import plots, study_plots, study_verdicts
+from jaxmbrl.analysis import plots, study_plots, study_verdicts, study_videos
 from jaxmbrl.analysis import study as analysis
 
 
@@ -105,7 +106,9 @@ def write_report(study: dict, path: str) -> None:
         f"envs {list(cfg['transfer_envs']) or 'none'}; preset {cfg['preset']}, space "
         f"{cfg['space']}, trial length {cfg['trial_length'] or 'preset'}; slots per run "
         f"{study['populations']}; Hyperband eta {cfg['eta']} ({study['hyperband_member_trials']}"
-        f" member-trials). Wall {study['wall_seconds']:.0f} s; {_compiles(study)}.",
+        f" member-trials). Wall {study['wall_seconds']:.0f} s in this invocation (the runs'"
+        f" own wall times, over every invocation, sum to {study['runs_wall_seconds']:.0f} s);"
+        f" {_compiles(study)} in this invocation.",
         "",
         "## The paper's findings, one by one",
         "",
@@ -224,25 +227,27 @@ def write_report(study: dict, path: str) -> None:
             f"{r['trial']} |"
             for r in d["rows"][:100]
         ]
-    out += [
-        "",
-        "## Videos",
-        "",
-        "<!-- hook: a video of the best and the worst member (benchmarks/render.py) goes "
-        "here; study.json envs.ENV.best.TUNER[] gives each run's dir, member and worst_member. -->",
-        "",
-    ]
+    out += ["", *study_videos.video_section(study.get("videos"))]
     with open(path, "w") as f:
         f.write("\n".join(out))
 
 
-def write_study(manifest: list[dict], settings: dict[str, Any], wall_seconds: float) -> dict:
+def write_study(
+    manifest: list[dict],
+    settings: dict[str, Any],
+    wall_seconds: float,
+    videos: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Analyses the study's runs into OUT/study.json, OUT/report.md and PNGs.
 
     Args:
       manifest: `jaxmbrl.experiments.study.run_study`'s list of run directories.
       settings: `jaxmbrl.experiments.study.study_settings(config)`.
       wall_seconds: the runs' wall time, for the report.
+      videos: also render GIFs of the best, worst and default member per env into
+        OUT/videos (`study_videos`; needs MUJOCO_GL chosen before mujoco was imported).
+      log: where the video step reports progress.
 
     Returns:
       The study dict as written to study.json.
@@ -258,12 +263,24 @@ def write_study(manifest: list[dict], settings: dict[str, Any], wall_seconds: fl
         study, settings["confidence"], settings["resamples"], root=out_dir
     )
     study["figures"] = study_plots.plot_study(study, manifest, out_dir)
+    study["videos"] = study_videos.make_videos(study, out_dir, log) if videos else []
+    study_videos.link_diverged_frames(study["verdicts"], study["videos"])
     study["wall_seconds"] = wall_seconds
+    study["runs_wall_seconds"] = sum(_run_wall(e["dir"]) for e in manifest)
     study["findings"] = findings(study)
     with open(os.path.join(out_dir, "study.json"), "w") as f:
         json.dump(_json_safe(study), f, indent=1, allow_nan=False)
     write_report(study, os.path.join(out_dir, "report.md"))
     return study
+
+
+def _run_wall(run_dir: str) -> float:
+    """A run's wall seconds as its summary.json records them (0 without one)."""
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            return float(json.load(f).get("wall_seconds", 0.0))
+    except (OSError, ValueError):
+        return 0.0
 
 
 def _json_safe(value: Any) -> Any:

@@ -73,7 +73,9 @@ def build(config: AgentConfig) -> tuple[pets_lib.PETS, pets_lib.PETSHParams]:
     length = {"trial_length": config.trial_length} if config.trial_length else {}
     pets_config = presets.pets_config(env, config.preset, config.trials, **length)
     agent = pets_lib.make_pets(env, pets_config)
-    hparams = hparams_lib.with_overrides(agent, presets.study_hparams(agent), **config.overrides())
+    hparams = hparams_lib.with_overrides(
+        agent, presets.study_hparams(agent, config.preset), **config.overrides()
+    )
     # Nothing is tuned here: compile the smallest program for these hyperparameters.
     agent = pets_lib.make_pets(env, presets.fit_config(pets_config, hparams))
     flat = hparams_lib.hparams_dict(hparams)

@@ -10,6 +10,7 @@ Hyperband's member-trials (`hyperband_member_trials`): `env_population` slots of
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 from jaxmbrl import envs, tuners
@@ -48,6 +49,10 @@ class StudyConfig:
     member_batch: int = option(0, "Members per vmap; 0: auto.", low=0)
     confidence: float = option(0.95, "Bootstrap confidence level.", low=0.5, high=0.999)
     resamples: int = option(9999, "Bootstrap resamples.", low=100)
+    videos: bool = option(False, "GIFs of the best, worst and default member per env.")
+    publish: str = option(
+        "", "Also copy report, study.json, PNGs, GIFs, members.jsonl (no checkpoints) here."
+    )
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid choices."""
@@ -64,6 +69,9 @@ class StudyConfig:
             raise ValueError("envs, tuners and seeds must each name at least one entry")
         if set(self.seeds) & set(self.transfer_seeds):
             raise ValueError(f"transfer_seeds {self.transfer_seeds} must differ from seeds")
+        out, publish = os.path.abspath(self.out), os.path.abspath(self.publish or "/")
+        if self.publish and os.path.commonpath([out, publish]) in (out, publish):
+            raise ValueError(f"publish={self.publish} and out={self.out} must not hold each other")
 
 
 _SCALE_SETTINGS = {
@@ -71,7 +79,10 @@ _SCALE_SETTINGS = {
     "ci": dict(),
     # cartpole, cpu preset (full 200-step trials), 10 trials: Hyperband (R = 10, eta = 3)
     # 74 member-trials, 7 slots; random search gives 7 configurations x 3 seeds = 21 at the
-    # budgets 1, 3, 10 for Spearman. About 5 x 3 x 74 + 5 x 74 member-trials in all.
+    # budgets 1, 3, 10 for Spearman. 5 x 3 x ~72 member-trials of tuning and 5 x 70 of
+    # replays on a new seed: ~45 minutes on 2 cores (BUILD_NOTES.md, "The study on a CPU").
+    # No transfer env: reacher costs ~5x cart-pole's time a step at this preset and its
+    # default does not learn in 10 trials.
     "cpu": dict(
         seeds=(0, 1, 2),
         transfer_seeds=(100,),
@@ -79,6 +90,7 @@ _SCALE_SETTINGS = {
         ready_interval=2,
         trial_length=0,
         preset="cpu",
+        videos=True,
     ),
     # the study's envs, sizes and trials per env (50-300), 5-trial PBT steps
     "paper": dict(
@@ -90,6 +102,7 @@ _SCALE_SETTINGS = {
         ready_interval=5,
         trial_length=0,
         preset="paper",
+        videos=True,
     ),
 }
 

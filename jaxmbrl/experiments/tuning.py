@@ -194,7 +194,7 @@ def _build_shared(config: TuneConfig, progress: bool) -> tuple:
         env, config.preset, config.trials, space, **overrides
     )
     agent = pets_lib.make_pets(env, pets_config, on_progress=relay if progress else None)
-    base = presets.study_hparams(agent)
+    base = presets.study_hparams(agent, config.preset)
     population = population_lib.make_population(
         agent,
         config.population,

@@ -310,7 +310,7 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
     mesh = make_mesh(config)
     steps = config.steps or DEFAULT_STEPS[config.preset]
     agent = make_agent(config, steps)
-    hparams = presets.study_hparams(agent)
+    hparams = presets.study_hparams(agent, config.preset)
     key = jax.random.PRNGKey(config.seed)
     roofline = timers.matmul_roofline()
     log(f"matmul 2048^3 float32: {roofline['flops_per_second'] / 1e9:.1f} GFLOP/s")
