@@ -21,23 +21,17 @@ apt-get install -y libosmesa6).
 from __future__ import annotations
 
 import os
-import sys
 
-from jaxmbrl.analysis import render as render_lib  # imports no mujoco
+from benchmarks import _gl  # imports no mujoco
 
-if __name__ == "__main__":
-    # MuJoCo reads MUJOCO_GL once, when first imported, and the imports below import it
-    # (benchmarks._cli through jaxmbrl.experiments): choose the backend before them.
-    try:
-        render_lib.select_gl_backend()
-    except ValueError as error:  # a value that would make `import mujoco` raise
-        sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {error}\n")
-        sys.exit(2)
+if __name__ == "__main__":  # before the imports below import mujoco (benchmarks._gl)
+    _gl.choose_backend()
 
 from absl import app, flags, logging  # noqa: E402
 
 from benchmarks import _cli  # noqa: E402
 from jaxmbrl import runtime  # noqa: E402
+from jaxmbrl.analysis import render as render_lib  # noqa: E402
 from jaxmbrl.analysis import video  # noqa: E402
 
 

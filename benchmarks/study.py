@@ -18,20 +18,13 @@ hour on 2 cores; paper: the study's envs, sizes and budgets, for an accelerator)
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import time
 
-from jaxmbrl.analysis import render as render_lib  # imports no mujoco
+from benchmarks import _gl  # imports no mujoco
 
-if __name__ == "__main__":
-    # The report's videos render with MuJoCo, which reads MUJOCO_GL once, when first
-    # imported (jaxmbrl.experiments imports it): choose the backend before the imports below.
-    try:
-        render_lib.select_gl_backend()
-    except ValueError as error:  # a value that would make `import mujoco` raise
-        sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {error}\n")
-        sys.exit(2)
+if __name__ == "__main__":  # before the imports below import mujoco (benchmarks._gl)
+    _gl.choose_backend()
 
 from absl import app, flags, logging  # noqa: E402
 
