@@ -252,3 +252,47 @@ def test_replay_settings_are_checked(pbt_run):
         tuning.TuneConfig(**{**replay, "population": 3}).validate()
     with pytest.raises(ValueError, match="needed by, and only by, --tuner=replay"):
         tuning.TuneConfig(**{**PBT, "schedule": schedule}).validate()
+
+
+def test_compare_tuners_runs_every_arm_on_every_seed_and_reports_pairs(tmp_path):
+    """benchmarks.compare_tuners (issue 22's comparison) end to end at the shared sizes: a run
+    directory per arm and seed as benchmarks.tune writes it, comparison.md/json with a result
+    per seed and the pair's difference; a rerun reads the finished runs back; other settings
+    on the same --out are refused before anything runs."""
+    out = tmp_path / "cmp"
+    shape = [
+        f"--{k}={tiny.RUN[k]}"
+        for k in ("env", "preset", "trials", "trial_length", "space", "progress_every")
+    ]
+    argv = [f"--out={out}", "--arms=pbt:2,random_search:2", "--pairs=pbt:2/random_search:2"]
+    argv += ["--seeds=0,1", "--ready_interval=1", "--resamples=200", *shape]
+    first = cli.run("benchmarks.compare_tuners", *argv)
+    assert first.code == 0, first.stderr
+    for arm in ("pbt-p2", "random_search-p2"):
+        for seed in (0, 1):
+            rows = _members(str(out / arm / f"seed{seed}"))
+            assert len(rows) == 2 * tiny.RUN["trials"]
+            assert {r["member"] for r in rows} == {0, 1}
+    with open(out / "comparison.json") as f:
+        result = json.load(f)
+    for arm in ("pbt:2", "random_search:2"):
+        assert len(result["arms"][arm]["best"]) == 2
+        assert all(np.isfinite(x) for x in result["arms"][arm]["best"])
+    (pair,) = result["pairs"]
+    assert (pair["a"], pair["b"], pair["difference"]["n"]) == ("pbt:2", "random_search:2", 2)
+    report = (out / "comparison.md").read_text()
+    assert "| pbt:2 - random_search:2 |" in report and "| random_search:2 |" in report
+    assert "pbt:2 - random_search:2:" in first.stdout
+
+    again = cli.run("benchmarks.compare_tuners", *argv)
+    assert again.code == 0 and again.stderr.count("done, read back") == 4
+    with open(out / "comparison.json") as f:
+        assert json.load(f)["arms"] == result["arms"]
+
+    other = cli.run("benchmarks.compare_tuners", *argv, "--trials=3")
+    assert other.code == 2
+    (line,) = other.lines  # in-process the program name is pytest's
+    assert line.endswith(
+        f"error: {out}/pbt-p2/seed0 holds a run with trials=4, not 3: use another --out or "
+        "the same settings to resume"
+    )

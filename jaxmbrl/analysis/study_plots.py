@@ -17,7 +17,9 @@ from matplotlib.figure import Figure
 
 from jaxmbrl.experiments import study_runs
 
-COLORS = dict(random_search="C0", hyperband="C1", pbt="C2", pbt_bt="C3", default="k")
+COLORS = dict(
+    random_search="C0", hyperband="C1", pbt="C2", pbt_bt="C3", pb2="C4", bohb="C5", default="k"
+)
 
 
 def _save(fig: Figure, path: str) -> str:
