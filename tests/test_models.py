@@ -269,6 +269,7 @@ def test_forward_flops_hand_computed():
         (dict(layer_decay_scales=(1.0, 1.0)), "layer_decay_scales"),
         (dict(validation_ratio=1.0), "validation_ratio"),
         (dict(tunable_architecture=None), "tunable_architecture"),
+        (dict(forward_dtype="float16"), "forward_dtype='float16'; valid: float32, bfloat16"),
     ],
 )
 def test_bad_config_raises(change, match):
@@ -363,3 +364,24 @@ def test_static_architecture_equals_full_tunable_one_and_ignores_width_depth(dat
     mean_std, std = jax.jit(static.predict, static_argnames="std")(state_s, inputs, std=True)
     np.testing.assert_array_equal(mean_std, mean)
     np.testing.assert_allclose(std, np.exp(0.5 * np.asarray(logvar)), rtol=1e-5)
+
+
+def test_bfloat16_forward_is_close_and_leaves_training_in_float32(data):
+    """forward_dtype="bfloat16" rounds predict's matmul operands (8-bit mantissa, float32
+    accumulation): close to float32, not equal; training is the float32 program."""
+    x, y = data
+    f32 = models.make_ensemble(STATIC_CFG)
+    bf16 = models.make_ensemble(dataclasses.replace(STATIC_CFG, forward_dtype="bfloat16"))
+    hp = hparams(STATIC_CFG, learning_rate=1e-2, epochs=2)
+    state = jax.jit(f32.init)(jax.random.key(0), hp)
+    trained = [jax.jit(e.train)(jax.random.key(1), state, x, y, 300, hp) for e in (f32, bf16)]
+    for a, b in zip(*(jax.tree.leaves(t) for t in trained), strict=True):
+        np.testing.assert_array_equal(a, b)
+    state = trained[0][0]
+    grid = jnp.linspace(-3.0, 3.0, 64).reshape(1, 64, 1)
+    inputs = jnp.tile(grid, (STATIC_CFG.ensemble_size, 1, 1))
+    (m32, lv32), (m16, lv16) = (jax.jit(e.predict)(state, inputs) for e in (f32, bf16))
+    assert not np.array_equal(m16, m32)
+    # bfloat16 keeps ~3 significant digits per operand; 3 layers of 16 units: 2% of the scale.
+    np.testing.assert_allclose(m16, m32, atol=0.02 * float(jnp.abs(m32).max()))
+    np.testing.assert_allclose(lv16, lv32, atol=0.02 * float(jnp.abs(lv32).max()))

@@ -40,6 +40,7 @@ def _ensemble_config(env, config: PETSConfig) -> ensemble_lib.EnsembleConfig:
         batch_size=config.train_batch_size,
         activation=config.activation,
         tunable_architecture=config.tunable_architecture,
+        forward_dtype=config.model_forward_dtype,
     )
 
 

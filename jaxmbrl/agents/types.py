@@ -28,6 +28,7 @@ class PETSConfig:
     train_batch_size: int = 32
     activation: str | None = "silu"  # None: traced categorical (tuned activation)
     tunable_architecture: bool = False  # True: width/depth traced, padded and masked
+    model_forward_dtype: str = "float32"  # the planner's model matmuls: float32 | bfloat16
     max_horizon: int = 30
     max_population: int = 500
     max_iterations: int = 5

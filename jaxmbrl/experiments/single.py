@@ -23,6 +23,7 @@ from jaxmbrl.agents import hparams as hparams_lib
 from jaxmbrl.agents import pets as pets_lib
 from jaxmbrl.agents import presets
 from jaxmbrl.experiments import rundir
+from jaxmbrl.models.ensemble import FORWARD_DTYPES
 from jaxmbrl.options import check_options, option
 
 # Hyperparameter fields of AgentConfig: overrides of the study's defaults when set.
@@ -57,6 +58,11 @@ class AgentConfig:
     iterations: int | None = option(None, "CEM iterations.")
     elite_ratio: float | None = option(None, "CEM elite ratio.")
     alpha: float | None = option(None, "CEM momentum alpha.")
+    forward_dtype: str = option(
+        "float32",
+        "Matmul operands of the model's forward passes inside planning (training: float32).",
+        choices=FORWARD_DTYPES,
+    )
 
     def validate(self) -> None:
         """Raises ValueError with one line naming the bad value and the valid choices."""
@@ -71,7 +77,9 @@ def build(config: AgentConfig) -> tuple[pets_lib.PETS, pets_lib.PETSHParams]:
     config.validate()
     env = envs.load(config.env)
     length = {"trial_length": config.trial_length} if config.trial_length else {}
-    pets_config = presets.pets_config(env, config.preset, config.trials, **length)
+    pets_config = presets.pets_config(
+        env, config.preset, config.trials, model_forward_dtype=config.forward_dtype, **length
+    )
     agent = pets_lib.make_pets(env, pets_config)
     hparams = hparams_lib.with_overrides(
         agent, presets.study_hparams(agent, config.preset), **config.overrides()

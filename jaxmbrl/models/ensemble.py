@@ -32,7 +32,10 @@ from jaxmbrl.models.types import (
     ModelState,
 )
 
+FORWARD_DTYPES = ("float32", "bfloat16")
+
 __all__ = [
+    "FORWARD_DTYPES",
     "OPTIMIZERS",
     "PETS_CHEETAH_DECAY_SCALES",
     "Ensemble",
@@ -54,6 +57,10 @@ def _check_config(config: EnsembleConfig) -> None:
             raise ValueError(f"{name}={getattr(config, name)} must be >= 1")
     if config.max_epochs < 0:
         raise ValueError(f"max_epochs={config.max_epochs} must be >= 0")
+    if config.forward_dtype not in FORWARD_DTYPES:
+        raise ValueError(
+            f"forward_dtype={config.forward_dtype!r}; valid: {', '.join(FORWARD_DTYPES)}"
+        )
     if config.num_elites > config.ensemble_size:
         raise ValueError(
             f"num_elites={config.num_elites} must be <= ensemble_size={config.ensemble_size}"
@@ -145,7 +152,9 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
         activation=config.activation,
         tunable_architecture=config.tunable_architecture,
     )
-    elite_net = net.clone(ensemble_size=n_elites)
+    # predict (the planner) may run its matmuls in bfloat16; training stays float32 (`net`).
+    forward_net = net.clone(dtype=config.forward_dtype)
+    elite_net = forward_net.clone(ensemble_size=n_elites)
 
     def _arch(hp: ModelHParams):
         if config.tunable_architecture:
@@ -185,7 +194,7 @@ def make_ensemble(config: EnsembleConfig) -> Ensemble:
         k = inputs.shape[0]
         chex.assert_axis_dimension(inputs, 2, config.input_size)
         if k == e:
-            params, module = state.params, net
+            params, module = state.params, forward_net
         elif k == n_elites:
             params, module = network.gather_members(state.params, state.elites), elite_net
         else:

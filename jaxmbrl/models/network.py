@@ -113,6 +113,9 @@ class EnsembleMLP(nn.Module):
     max_hidden_layers: int
     activation: str | None = "silu"
     tunable_architecture: bool = True  # False: always full size; width/depth args ignored
+    # "bfloat16": the matmuls' operands in bfloat16, accumulated in float32 (parameters,
+    # biases, activations and the outputs stay float32); see EnsembleConfig.forward_dtype.
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(
@@ -146,14 +149,21 @@ class EnsembleMLP(nn.Module):
             masked_act = lambda z: act(z) * unit_mask
         else:
             masked_act = act
-        z = masked_act(jnp.einsum("eni,eih->enh", x, w_in) + b_in)
+        if self.dtype == "float32":
+            mm = jnp.einsum
+        else:  # bfloat16 operands, float32 accumulation: AVX512_BF16 / tensor cores
+            low = jnp.dtype(self.dtype)
+            mm = lambda spec, a, b: jnp.einsum(  # noqa: E731
+                spec, a.astype(low), b.astype(low), preferred_element_type=jnp.float32
+            )
+        z = masked_act(mm("eni,eih->enh", x, w_in) + b_in)
         for layer in range(extra):  # static depth <= max_hidden_layers, not a member loop
-            new_z = masked_act(jnp.einsum("enh,ehk->enk", z, w_hid[layer]) + b_hid[layer])
+            new_z = masked_act(mm("enh,ehk->enk", z, w_hid[layer]) + b_hid[layer])
             if self.tunable_architecture:
                 z = jnp.where(layer + 1 < hidden_layers, new_z, z)
             else:
                 z = new_z
-        out = jnp.einsum("enh,eho->eno", z, w_out) + b_out
+        out = mm("enh,eho->eno", z, w_out) + b_out
         mean, logvar = out[..., :o], out[..., o:]
         if return_std:
             return mean, soft_clamp_std(logvar, max_logvar, min_logvar)

@@ -37,6 +37,9 @@ class EnsembleConfig:
     # False: the network is always max_hidden_width x max_hidden_layers and those two
     # hyperparameters are ignored; no masks in the program (faster planning).
     tunable_architecture: bool = False
+    # Matmul operands of `predict` (the planner's forward passes): "float32" or "bfloat16"
+    # (float32 accumulation). Training and validation always run in float32.
+    forward_dtype: str = "float32"
 
 
 class ModelHParams(NamedTuple):
