@@ -1,15 +1,15 @@
 r"""One gradient step of the PETS model's training against a bare jitted adam step.
 
   python -m benchmarks.train_step            # the paper's cheetah model, 5 x 4 x 200, batch 32
-  python -m benchmarks.train_step --rounds=7 --json=runs/train_step.json
+  python -m benchmarks.train_step --rounds=7 --out=runs/train_step
 
 Flags -> `jaxmbrl.profiling.train_step.TrainStepConfig` -> `measure`. Prints each round's
-marginal microseconds per gradient step of both and their ratio (issue 20: within 1.2x).
+marginal microseconds per gradient step of both and their ratio (issue 20: within 1.2x);
+writes DIR/train_step.json.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 from absl import app, flags, logging
@@ -18,11 +18,10 @@ from benchmarks import _cli
 from jaxmbrl import runtime
 from jaxmbrl.profiling import train_step
 
-_JSON = flags.DEFINE_string("json", None, "Also write the measurement to this JSON file.")
-
 
 def define_flags() -> None:
     _cli.define_flags(train_step.TrainStepConfig)
+    _cli.define_out("runs/train_step", "train_step.json")
     flags.adopt_module_key_flags(_cli)  # --help lists the generated flags
 
 
@@ -31,6 +30,8 @@ def main(argv: list[str]) -> None:
         _cli.usage_error(f"unexpected arguments {argv[1:]}")
     config = _cli.config_from_flags(train_step.TrainStepConfig)
     logging.set_verbosity(logging.WARNING)
+    out = flags.FLAGS.out
+    _cli.prepare_out(out)
     runtime.enable_compilation_cache()
     r = train_step.measure(config)
     print(
@@ -47,10 +48,9 @@ def main(argv: list[str]) -> None:
         f"median: train {r['train_s'] * 1e6:.0f} us, bare {r['bare_s'] * 1e6:.0f} us, "
         f"ratio {r['ratio']:.3f} [{r['ratio_min']:.3f}, {r['ratio_max']:.3f}]"
     )
-    if _JSON.value:
-        os.makedirs(os.path.dirname(os.path.abspath(_JSON.value)), exist_ok=True)
-        with open(_JSON.value, "w") as f:
-            json.dump(r, f, indent=1)
+    path = os.path.join(out, "train_step.json")
+    runtime.write_json(path, r)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
