@@ -162,5 +162,7 @@ def faults_exit() -> Iterator[None]:
 
 
 def start() -> None:
-    """First thing in a binary: 512-bit vectors on AVX-512 hosts, before JAX's backend."""
+    """First thing in a binary: 512-bit vectors on AVX-512 hosts, before JAX's backend;
+    threefry unrolled on the CPU."""
     runtime.prefer_wide_vectors()
+    runtime.unroll_threefry()

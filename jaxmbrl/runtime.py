@@ -1,4 +1,5 @@
-"""Process set-up shared by the binaries and the tests: XLA:CPU vector width, compile cache.
+"""Process set-up shared by the binaries and the tests: XLA:CPU vector width, threefry's CPU
+lowering, compile cache.
 
 Not a hot path: these run once, before JAX initialises its backend, so that the binaries of
 this suite (Zhang et al., AISTATS 2021, on one accelerator) and its tests compile the same
@@ -55,6 +56,28 @@ def prefer_wide_vectors(cpuinfo: str = "/proc/cpuinfo") -> str | None:
         return None  # too late: XLA has read its flags
     os.environ["XLA_FLAGS"] = f"{flags_now} {WIDE_VECTOR_FLAG}".strip()
     return WIDE_VECTOR_FLAG
+
+
+def unroll_threefry() -> bool:
+    """Lowers `jax.random`'s threefry hash unrolled on the CPU too; returns whether it could.
+
+    JAX lowers threefry2x32 on the CPU as a rolled 5-trip while loop (smaller programs), on
+    accelerators unrolled. PETS draws small batches of random numbers on every planning
+    step, and on the CPU each rolled loop's per-trip fixed cost (a thunk per op, buffer
+    copies, thread hand-offs) dominated the small presets: unrolled, the same bits come
+    from one fused loop (tiny preset: 1.2x per planned trial, compile time unchanged;
+    BUILD_NOTES, issue 20). The rule is JAX's own accelerator lowering, reached through
+    private API, hence guarded: where it moved, nothing changes and False is returned.
+    """
+    try:
+        from jax._src.random import threefry2x32 as threefry  # private API, hence guarded
+        from jax.interpreters import mlir
+
+        rule = threefry._threefry2x32_lowering_rule
+        mlir.register_lowering(threefry.threefry2x32_p, rule, platform="cpu", inline=False)
+    except (ImportError, AttributeError):
+        return False
+    return True
 
 
 def enable_compilation_cache() -> str:

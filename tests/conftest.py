@@ -1,5 +1,6 @@
-"""Shared test set-up, as the binaries do it: 512-bit vectors on AVX-512 hosts (so tests and
-binaries share compiled programs) and JAX's persistent compilation cache.
+"""Shared test set-up, as the binaries do it: 512-bit vectors on AVX-512 hosts and threefry
+unrolled on the CPU (so tests and binaries share compiled programs) and JAX's persistent
+compilation cache.
 
 One cache directory serves the whole session and every subprocess the tests start (they
 inherit JAXMBRL_CACHE_DIR), so a binary run in a test loads the programs that an in-process
@@ -16,6 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("JAXMBRL_CACHE_DIR", os.path.join(REPO, ".jax_cache"))
 
 runtime.prefer_wide_vectors()
+runtime.unroll_threefry()
 runtime.enable_compilation_cache()
 
 # The files that take longest (CPU seconds of a cold run, BUILD_NOTES.md "Test suite"), in

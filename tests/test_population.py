@@ -183,6 +183,21 @@ def test_member_batch_flag_values():
         population_lib.map_members(lambda x: x, 0)
 
 
+@pytest.mark.parametrize("member_batch", [None, 1, 4])
+def test_one_member_is_never_vmapped_so_a_cond_stays_a_branch(member_batch):
+    # Under vmap a lax.cond becomes a select that computes both branches (CEM's sampling
+    # and update on every tick); a population of one must keep the real branch.
+    def fn(x):
+        return jax.lax.cond(x[0] > 0, lambda y: jnp.sort(y) * 2.0, lambda y: y, x)
+
+    mapped = jax.jit(population_lib.map_members(fn, member_batch))
+    one = jnp.array([[3.0, -1.0, 2.0]])
+    assert "stablehlo.case" in mapped.lower(one).as_text()
+    np.testing.assert_array_equal(mapped(one), [[-2.0, 4.0, 6.0]])
+    two = jnp.array([[3.0, -1.0, 2.0], [-3.0, 1.0, 0.0]])  # still mapped as before
+    np.testing.assert_array_equal(mapped(two), [[-2.0, 4.0, 6.0], [-3.0, 1.0, 0.0]])
+
+
 def test_one_program_across_steps_and_decisions(setup, population_run, grouped):
     _, space, _, _, _ = setup
     population, unit, (state, _) = population_run

@@ -14,17 +14,19 @@ def _tuner(returns):
     return dict(seeds=SEEDS, best_final_return=list(returns))
 
 
-def _study(tuned_gain, dynamic_gain, static_survival, dynamic_survival, pairs, broke):
+def _study(tuned_gain, dynamic_gain, static_transfer, dynamic_transfer, pairs, broke):
     """A study dict as `analysis.analyse` writes it, with the effects given."""
     # Seed-to-seed noise of mean 0 that spans +-1: a zero effect has an interval across 0.
     default = 20 + np.array([0.3, -0.2, 0.1, 0.0, -0.2])
     static = default + tuned_gain + np.array([1.0, -1.0, 0.5, -0.5, 0.0])
     dynamic = static + dynamic_gain + np.array([-0.5, 0.5, 1.0, -1.0, 0.0])
     ci = lambda x: analysis.bootstrap_ci(list(x), 0.95, 999)  # noqa: E731
+    # Each replay's gain over the default on new seeds (return points); its share of a
+    # near-zero tuning gain (survival) is huge and must not decide the verdict.
     transfer = [
-        dict(kind=kind, survival=s)
-        for kind, values in (("static", static_survival), ("dynamic", dynamic_survival))
-        for s in values
+        dict(kind=kind, gain_new=g, survival=g / 0.01)
+        for kind, values in (("static", static_transfer), ("dynamic", dynamic_transfer))
+        for g in values
     ]
     tuned_broke, default_broke = broke
     counts = {
@@ -70,7 +72,7 @@ def _verdicts(study):
 
 def test_every_finding_supported_when_the_data_show_it():
     study = _study(
-        10.0, 10.0, [0.9, 1.0, 0.95, 0.97], [0.1, 0.3, 0.2, 0.15], [_pair(0.0, 40)], (12, 0)
+        10.0, 10.0, [9.0, 10.0, 9.5, 9.7], [1.0, 3.0, 2.0, 1.5], [_pair(0.0, 40)], (12, 0)
     )
     rows = _verdicts(study)
     assert {k: r["verdict"] for k, r in rows.items()} == dict.fromkeys(v.FINDINGS, v.SUPPORTED)
@@ -81,14 +83,16 @@ def test_every_finding_supported_when_the_data_show_it():
 
 def test_every_finding_not_supported_when_the_data_show_the_opposite():
     study = _study(
-        -10.0, -10.0, [0.1, 0.3, 0.2, 0.15], [0.9, 1.0, 0.95, 0.97], [_pair(0.95, 40)], (3, 3)
+        -10.0, -10.0, [1.0, 3.0, 2.0, 1.5], [9.0, 10.0, 9.5, 9.7], [_pair(0.95, 40)], (3, 3)
     )
     rows = _verdicts(study)
     assert {k: r["verdict"] for k, r in rows.items()} == dict.fromkeys(v.FINDINGS, v.NOT_SUPPORTED)
 
 
 def test_no_effect_or_too_little_data_is_inconclusive():
-    study = _study(0.0, 0.0, [0.5, 0.6], [0.55, 0.5], [_pair(0.3, 6)], (0, 0))
+    study = _study(
+        0.0, 0.0, [-0.5, 0.6, -12.0, 0.2], [0.3, -0.4, 0.1, -2.0], [_pair(0.3, 6)], (0, 0)
+    )
     rows = _verdicts(study)
     assert {k: r["verdict"] for k, r in rows.items()} == dict.fromkeys(v.FINDINGS, v.INCONCLUSIVE)
     assert "spans 0" in rows["tuned"]["reason"] and "spans 0" in rows["dynamic"]["reason"]

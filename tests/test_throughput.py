@@ -12,7 +12,7 @@ import pytest
 from compiles import count_compiles
 
 from jaxmbrl import runtime
-from jaxmbrl.profiling import flops, planner_costs, throughput, timing
+from jaxmbrl.profiling import flops, planner_costs, throughput, timing, trace_ops
 from jaxmbrl.profiling import plot as throughput_plot
 from jaxmbrl.tuners.space import Float, Int, SearchSpace
 
@@ -326,6 +326,26 @@ def test_prefer_wide_vectors_only_on_avx512_and_never_overrides(tmp_path, monkey
     assert runtime.prefer_wide_vectors(str(avx512)) is None and "XLA_FLAGS" not in os.environ
 
 
+def test_unrolled_threefry_gives_random123s_known_answers_without_a_loop():
+    # conftest calls runtime.unroll_threefry(), as the binaries do; calling it again is a no-op.
+    assert runtime.unroll_threefry()
+    # Random123's known-answer vectors for threefry2x32 (20 rounds): (key, counter) -> output.
+    kat = [
+        ((0x00000000, 0x00000000), (0x00000000, 0x00000000), (0x6B200159, 0x99BA4EFE)),
+        ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+        ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
+    ]
+    from jax.extend.random import threefry_2x32
+
+    hash_fn = jax.jit(threefry_2x32)
+    for key, counter, expected in kat:
+        out = hash_fn(np.array(key, np.uint32), np.array(counter, np.uint32))
+        assert [int(v) for v in out] == list(expected)
+    # The point of it: on the CPU the hash is straight-line code, not a rolled while loop.
+    draw = jax.jit(lambda k: jax.random.normal(k, (64, 3)))
+    assert "while" not in draw.lower(jax.random.key(0)).as_text()
+
+
 def test_compare_against_matmul_interleaves_and_keeps_the_best():
     n = 32
     x = jnp.ones((n, n), jnp.float32)
@@ -362,3 +382,39 @@ def test_planner_costs_ablation_runs_every_variant():
         flops["planner"] / (cfg["max_iterations"] * per_step) * per_step, rel=1e-6
     )
     assert all(_positive(t["roofline_ratio"]) for t in timings.values())
+
+
+def test_trace_ops_self_time_subtracts_nested_ops_and_sorts_kinds():
+    ev = lambda name, ts, dur, tid=1: dict(ph="X", ts=ts, dur=dur, tid=tid, args={"hlo_op": name})
+    events = [
+        ev("while.1", 0, 100),  # contains the two below: 100 - 30 - 50 = 20 of its own
+        ev("ynn_fusion.3", 10, 30),
+        ev("sort.2", 50, 50),
+        ev("ynn_fusion.3", 0, 40, tid=2),  # another thread: not nested in while.1
+        dict(ph="X", ts=0, dur=500, tid=1, name="ThunkExecutor::Execute", args={}),  # not an op
+    ]
+    times = trace_ops.self_times(events)
+    assert times == {"while.1": (20.0, 1), "ynn_fusion.3": (70.0, 2), "sort.2": (50.0, 1)}
+    hlo = (
+        '  %ynn_fusion.3 = f32[3,32]{1,0} fusion(%a), kind=kCustom\n'
+        '  %sort.2 = f32[9]{0} sort(%b), metadata={op_name="jit(f)/cem/argsort" source_line=3}\n'
+        '  %multiply_fusion = f32[9]{0} fusion(%c), metadata={op_name="jit(f)/_normal/erf_inv"}\n'
+    )
+    assert trace_ops.op_names(hlo)["sort.2"] == "jit(f)/cem/argsort"
+    assert trace_ops.kind_of("multiply_fusion", "jit(f)/_normal/erf_inv") == "random numbers"
+    assert trace_ops.kind_of("ynn_fusion.3", "") == "model matmuls"
+    assert trace_ops.kind_of("while.1", "") == "loop control"
+
+
+def test_trace_ops_summarizes_a_real_cpu_trace(tmp_path):
+    x = jnp.ones((512, 512), jnp.float32)
+    f = jax.jit(lambda a: jnp.sort(jnp.tanh(a @ a @ a), axis=None)).lower(x).compile()
+    jax.block_until_ready(f(x))
+    with jax.profiler.trace(str(tmp_path), create_perfetto_trace=True):
+        jax.block_until_ready(f(x))
+    summary = trace_ops.summarize(trace_ops.latest_trace(str(tmp_path)), f.as_text())
+    assert summary["total_ms"] > 0 and summary["executions"] >= 2
+    assert {"model matmuls", "sorting (elites)"} <= set(summary["kinds"])
+    assert sum(v["share"] for v in summary["kinds"].values()) == pytest.approx(1.0)
+    with pytest.raises(FileNotFoundError, match="perfetto_trace"):
+        trace_ops.latest_trace(str(tmp_path / "empty"))

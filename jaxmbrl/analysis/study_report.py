@@ -73,11 +73,17 @@ def findings(study: dict) -> list[str]:
                 )
                 + (f"; min {min(cors):.2f}" if cors else "")
             )
-    static = [r["survival"] for r in study["transfer"] if r["kind"] == "static"]
-    dynamic = [r["survival"] for r in study["transfer"] if r["kind"] == "dynamic"]
-    fmt = lambda xs: ", ".join(_f(x, 2) for x in xs) or "none"  # noqa: E731
+    def _kind(field: str, kind: str) -> str:
+        xs = [r[field] for r in study["transfer"] if r["kind"] == kind]
+        return ", ".join(_f(x, 2) for x in xs) or "none"
+
     lines.append(
-        f"(3) gain surviving on new seeds/envs: static {fmt(static)}; dynamic {fmt(dynamic)}"
+        "(3) gain over the default on new seeds/envs (decides): static "
+        f"{_kind('gain_new', 'static')}; dynamic {_kind('gain_new', 'dynamic')}"
+    )
+    lines.append(
+        "(3) share of the tuning gain kept (not used: explodes near 0): static "
+        f"{_kind('survival', 'static')}; dynamic {_kind('survival', 'dynamic')}"
     )
     c = study["divergences"]["counts"]
     tuned = sum(v["broke"] for k, v in c.items() if "/default" not in k)

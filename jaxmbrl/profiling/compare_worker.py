@@ -5,7 +5,8 @@ imported by the library: `compare` runs its source with `python -c` in the root 
 version's source tree, so `import jaxmbrl` finds THAT tree's package (this file's own
 version never runs there). It therefore uses only API that every compared version has:
 `envs.load`, `presets.pets_config` / `study_hparams`, `pets.make_pets` (init, plan,
-cem.initial_mean), and the runtime's `prefer_wide_vectors`, wherever each version keeps it.
+cem.initial_mean), and the runtime's `prefer_wide_vectors` (wherever each version keeps it)
+and `unroll_threefry` (where the version has it).
 
 Protocol on stdin/stdout, one JSON object per line, each prefixed with `COMPARE ` (the
 version's own prints go to stderr or are ignored):
@@ -26,11 +27,11 @@ def _say(**fields):
     sys.stdout.flush()
 
 
-def _prefer_wide_vectors():
+def _set_up(name):
     # Where each version keeps it (runtime now; the binaries' _cli before): before JAX starts.
     for module in ("jaxmbrl.runtime", "benchmarks._cli"):
         try:
-            fn = getattr(importlib.import_module(module), "prefer_wide_vectors", None)
+            fn = getattr(importlib.import_module(module), name, None)
         except ImportError:
             continue
         if fn is not None:
@@ -41,7 +42,8 @@ def _prefer_wide_vectors():
 def main(argv):
     env_name, preset, steps, population, seed, cache_dir = argv
     steps, population, seed = int(steps), int(population), int(seed)
-    _prefer_wide_vectors()
+    _set_up("prefer_wide_vectors")
+    _set_up("unroll_threefry")  # a version without it keeps JAX's rolled CPU lowering
     import jax
     import jax.numpy as jnp
     import numpy as np

@@ -45,7 +45,7 @@ from jaxmbrl.agents import presets
 from jaxmbrl.experiments import distributed
 from jaxmbrl.models import ensemble as ensemble_lib
 from jaxmbrl.options import check_options, option
-from jaxmbrl.profiling import flops, planner_costs, reports
+from jaxmbrl.profiling import flops, planner_costs, reports, trace_ops
 from jaxmbrl.profiling import timing as timers
 
 DEFAULT_STEPS = {"tiny": 25, "paper": 2}
@@ -66,7 +66,11 @@ class ThroughputConfig:
     )
     train_rows: int = option(2000, "Replay rows for the model-training measurement.", low=64)
     seed: int = option(0, "Random seed.")
-    profile_dir: str | None = option(None, "Directory for a jax.profiler trace of one step.")
+    profile_dir: str | None = option(
+        None,
+        "Directory for a jax.profiler trace of one step; the ops' self time by kind of work "
+        "(profiling.trace_ops) is printed and stored in the result's 'profile'.",
+    )
     min_seconds: float = option(
         1.0, "Timing budget per measurement: fast calls repeat, the best is kept.", low=0.0
     )
@@ -167,9 +171,11 @@ def _measure_trial(population, state, out, compile_s, env, steps, profile_dir, m
     out["env_steps_per_second"] = n * steps / timing.best
     out["trial_return_mean"] = float(np.mean(metrics["trial_return"]))
     if profile_dir:
-        with jax.profiler.trace(profile_dir):
+        with jax.profiler.trace(profile_dir, create_perfetto_trace=True):
             jax.block_until_ready(step(state))
         out["profile_dir"] = profile_dir
+        trace = trace_ops.latest_trace(profile_dir)
+        out["profile"] = trace_ops.summarize(trace, step.as_text())
     return state
 
 
@@ -334,6 +340,8 @@ def run(config: ThroughputConfig, log=lambda line: print(line, file=sys.stderr))
             f"population {n} on {mesh.size} device(s): trial {result['trial_seconds']:.2f} s, "
             f"compile {result['compile_seconds_total']:.1f} s"
         )
+        for line in trace_ops.format_summary(result["profile"]) if "profile" in result else []:
+            log(line)
     results.sort(key=lambda r: r["population"])
     reports.add_scaling(results)
     key, model_key = jax.random.split(key)
