@@ -109,6 +109,7 @@ def test_publish_copies_the_light_files_with_their_paths_and_no_checkpoints(tmp_
     for rel in light + heavy:
         _write(src / rel, b"12345")
     _write(dst / "videos/cartpole_worst/member_9.gif")  # stale, from an earlier study
+    _write(dst / "reacher/transfer/seed100/members.jsonl")  # an env the study dropped
     _write(dst / "NOTES.txt")  # not the study's: left alone
     got = study_publish.publish(str(src), str(dst))
     assert got == dict(files=len(light), bytes=5 * len(light))
@@ -116,7 +117,8 @@ def test_publish_copies_the_light_files_with_their_paths_and_no_checkpoints(tmp_
         assert (dst / rel).read_bytes() == b"12345"
     for rel in heavy:
         assert not (dst / rel).exists()
-    assert not (dst / "videos/cartpole_worst/member_9.gif").exists()
+    assert not (dst / "videos/cartpole_worst").exists()  # its only file was stale
+    assert not (dst / "reacher").exists()  # nor an empty tree of folders left behind
     assert (dst / "NOTES.txt").exists()
 
 

@@ -153,15 +153,17 @@ def transfer(study: dict, path: str) -> str:
     rows = study["transfer"]
     if not rows:
         return ""
-    fig = Figure(figsize=(max(6, 1.2 * len(rows)), 4))
+    fig = Figure(figsize=(max(6, 1.4 * len(rows)), 4.2))
     ax = fig.subplots()
     x = np.arange(len(rows))
     gt = [r["gain_tuned"] if r["gain_tuned"] is not None else np.nan for r in rows]
     gn = [r["gain_new"] if r["gain_new"] is not None else np.nan for r in rows]
     ax.bar(x - 0.2, gt, 0.4, label="gain over default, tuning run")
-    ax.bar(x + 0.2, gn, 0.4, label="gain over default, new seeds")
+    ax.bar(x + 0.2, gn, 0.4, label="gain over default, new seeds / env")
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(x, [f"{r['source_env']}->{r['env']}\n{r['tuner']}" for r in rows], fontsize=7)
+    # Three short lines: "source->target" on one line overlaps its neighbours' labels.
+    labels = [f"{r['source_env']} ->\n{r['env']}\n{r['tuner']}" for r in rows]
+    ax.set_xticks(x, labels, fontsize=7)
     ax.set(ylabel="return", title="transfer of the best result")
     ax.legend(fontsize=7)
     return _save(fig, path)

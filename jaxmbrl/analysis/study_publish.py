@@ -20,7 +20,8 @@ def publish(study_dir: str, dest: str) -> dict[str, int]:
     """Copies the files of `study_dir` ending in KEEP (outside SKIP_DIRS) to `dest`.
 
     Files in `dest` that the study no longer has are removed (a rerun into the same
-    `dest` leaves no stale GIF behind); other files there are left alone.
+    `dest` leaves no stale GIF behind), and folders left empty by that; other files there are
+    left alone.
 
     Returns:
       dict(files=copied files, bytes=their total size).
@@ -40,11 +41,14 @@ def publish(study_dir: str, dest: str) -> dict[str, int]:
             if name.endswith(KEEP):
                 wanted.add(os.path.relpath(os.path.join(root, name), src))
     if os.path.isdir(dst):
-        for root, _, files in os.walk(dst):
+        # Bottom-up, so a folder that only held stale files (an env dropped) goes too.
+        for root, _, files in os.walk(dst, topdown=False):
             for name in files:
                 rel = os.path.relpath(os.path.join(root, name), dst)
                 if name.endswith(KEEP) and rel not in wanted:
                     os.remove(os.path.join(root, name))
+            if root != dst and not os.listdir(root):
+                os.rmdir(root)
     total = 0
     for rel in sorted(wanted):
         os.makedirs(os.path.dirname(os.path.join(dst, rel)), exist_ok=True)
