@@ -27,6 +27,7 @@ from absl import app, flags, logging
 
 from benchmarks import _cli
 from jaxmbrl import runtime
+from jaxmbrl.experiments import rundir
 from jaxmbrl.profiling import compare, plot, throughput
 
 
@@ -44,6 +45,8 @@ def main(argv: list[str]) -> None:
     out = flags.FLAGS.out
     try:  # a size that does not divide over --devices: one line, before --out is touched
         throughput.make_mesh(config)
+        if config.profile_dir:  # the profiler would fail only after the compiles
+            rundir.prepare_out_dir(config.profile_dir, flag="profile_dir")
     except ValueError as error:
         _cli.usage_error(str(error))
     if config.compare is not None:

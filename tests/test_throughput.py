@@ -254,6 +254,17 @@ def test_bad_flags_exit_2_with_one_line(flag, needle, tmp_path):
     assert not (tmp_path / "t.json").exists()
 
 
+def test_profile_dir_that_is_a_file_exits_2_before_compiling(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    with count_compiles() as compiled:
+        result = cli.run(
+            "benchmarks.throughput", f"--profile_dir={tmp_path}/a_file", f"--out={tmp_path}/o"
+        )
+    assert result.code == 2 and compiled.programs() == []
+    assert len(result.lines) == 1
+    assert f"--profile_dir={tmp_path}/a_file is a file" in result.lines[0]
+
+
 def test_sizes_not_dividing_over_the_devices_exit_2_in_a_process(tmp_path):
     """(from test_sharding) A population size that does not divide over --devices: one
     line, exit 2, before --out is touched."""
@@ -404,17 +415,32 @@ def test_trace_ops_self_time_subtracts_nested_ops_and_sorts_kinds():
     assert trace_ops.kind_of("multiply_fusion", "jit(f)/_normal/erf_inv") == "random numbers"
     assert trace_ops.kind_of("ynn_fusion.3", "") == "model matmuls"
     assert trace_ops.kind_of("while.1", "") == "loop control"
+    # A hash fused into an add is named by its root ("add"); its xors make it random numbers.
+    def module(xors):
+        xor = "  %xor.{} = u32[4]{{0}} xor(u32[4]{{0}} %p, u32[4]{{0}} %p)\n"
+        body = "".join(xor.format(i) for i in range(xors))
+        return (
+            f"%fused_computation.1 (p: u32[4]) -> f32[4] {{\n{body}"
+            "  ROOT %add.9 = f32[4]{0} add(%x, %y)\n}\n\n"
+            "ENTRY %main (a: f32[4]) -> f32[4] {\n  ROOT %add_add_fusion.4 = f32[4]{0} "
+            'fusion(%a), kind=kLoop, calls=%fused_computation.1, metadata={op_name="add"}\n}\n'
+        )
+
+    assert trace_ops.hashing_instructions(module(trace_ops.HASH_XORS)) == {"add_add_fusion.4"}
+    assert trace_ops.hashing_instructions(module(trace_ops.HASH_XORS - 1)) == set()
 
 
 def test_trace_ops_summarizes_a_real_cpu_trace(tmp_path):
     x = jnp.ones((512, 512), jnp.float32)
-    f = jax.jit(lambda a: jnp.sort(jnp.tanh(a @ a @ a), axis=None)).lower(x).compile()
-    jax.block_until_ready(f(x))
+    k = jax.random.key(0)
+    g = lambda a, k: jnp.sort(jnp.tanh(a @ a @ a) + jax.random.normal(k, a.shape), axis=None)
+    f = jax.jit(g).lower(x, k).compile()
+    jax.block_until_ready(f(x, k))
     with jax.profiler.trace(str(tmp_path), create_perfetto_trace=True):
-        jax.block_until_ready(f(x))
+        jax.block_until_ready(f(x, k))
     summary = trace_ops.summarize(trace_ops.latest_trace(str(tmp_path)), f.as_text())
     assert summary["total_ms"] > 0 and summary["executions"] >= 2
-    assert {"model matmuls", "sorting (elites)"} <= set(summary["kinds"])
+    assert {"model matmuls", "sorting (elites)", "random numbers"} <= set(summary["kinds"])
     assert sum(v["share"] for v in summary["kinds"].values()) == pytest.approx(1.0)
     with pytest.raises(FileNotFoundError, match="perfetto_trace"):
         trace_ops.latest_trace(str(tmp_path / "empty"))

@@ -24,10 +24,11 @@ SETTINGS_FILE = "config.json"
 RUN_FORMAT = 1
 
 
-def prepare_out_dir(out_dir: str) -> None:
-    """Creates `out_dir` and checks that files can be written there (ValueError if not)."""
+def prepare_out_dir(out_dir: str, flag: str = "out") -> None:
+    """Creates `out_dir` and checks that files can be written there (ValueError if not,
+    naming it as `--flag=out_dir`)."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"--out={out_dir} is a file; it must be a directory")
+        raise ValueError(f"--{flag}={out_dir} is a file; it must be a directory")
     try:
         os.makedirs(out_dir, exist_ok=True)
         # One probe per process: the processes of a multi-host run share the directory.
@@ -37,7 +38,7 @@ def prepare_out_dir(out_dir: str) -> None:
         os.remove(probe)
     except OSError as error:
         raise ValueError(
-            f"--out={out_dir} is not a writable directory ({error.strerror})"
+            f"--{flag}={out_dir} is not a writable directory ({error.strerror})"
         ) from None
 
 

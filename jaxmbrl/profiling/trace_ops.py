@@ -45,6 +45,26 @@ def op_names(hlo_text: str) -> dict[str, str]:
     return names
 
 
+_COMPUTATION = re.compile(r"^(?:ENTRY )?%?([\w.\-]+) \(.*?\{\n(.*?)\n\}", re.M | re.S)
+_CALLS = re.compile(r"calls=%?([\w.\-]+)")
+# Threefry-2x32 is 20 rounds of add, rotate and xor: an unrolled hash fused into an
+# elementwise op (e.g. the rollout's `mean + std * noise`) leaves dozens of xors in the
+# fusion, which its op_name (the root op's: "add") does not show.
+HASH_XORS = 8
+
+
+def hashing_instructions(hlo_text: str, min_xors: int = HASH_XORS) -> set[str]:
+    """Instructions that call a computation with at least `min_xors` xors: a fused hash."""
+    bodies = {m.group(1): m.group(2) for m in _COMPUTATION.finditer(hlo_text)}
+    hashing = {c for c, body in bodies.items() if len(re.findall(r"\bxor\(", body)) >= min_xors}
+    found = set()
+    for match in _INSTRUCTION.finditer(hlo_text):
+        calls = _CALLS.search(match.group(2))
+        if calls and calls.group(1) in hashing:
+            found.add(match.group(1))
+    return found
+
+
 def kind_of(instruction: str, op_name: str) -> str:
     """The kind of work of one HLO instruction (see KINDS)."""
     for kind, pattern in KINDS:
@@ -102,12 +122,13 @@ def summarize(trace_path: str, hlo_text: str, top: int = 12) -> dict:
         data = json.load(f)
     events = data["traceEvents"] if isinstance(data, dict) else data
     names = op_names(hlo_text)
+    hashing = hashing_instructions(hlo_text)  # counted as random numbers, whatever the root
     times = self_times(events)
     total_us = sum(t for t, _ in times.values()) or 1.0
     kinds: dict[str, float] = collections.Counter()
     rows = []
     for op, (t, n) in times.items():
-        kind = kind_of(op, names.get(op, ""))
+        kind = "random numbers" if op in hashing else kind_of(op, names.get(op, ""))
         kinds[kind] += t
         rows.append(dict(op=op, jax_op=names.get(op, ""), kind=kind, ms=t / 1e3, executions=n))
     rows.sort(key=lambda r: -r["ms"])
