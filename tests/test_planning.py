@@ -464,6 +464,25 @@ def test_flat_loop_equals_nested_loops(cem_ts):
             np.testing.assert_allclose(inf["var"], info["var"], atol=1e-6)
 
 
+@pytest.mark.parametrize("propagation", ["ts_inf", "ts_1"])
+def test_noise_drawn_before_the_loop_equals_noise_drawn_per_tick(monkeypatch, propagation):
+    """The flat loop draws a small noise table before its loop (`PREDRAW_BYTES`); the plan
+    must be the one its ticks' own draws give (the same bits, so equal up to fusion)."""
+    from jaxmbrl.planning import flat_loop
+
+    obs = jnp.array([0.1, -0.2, 0.3, 0.0])
+    state = model_state(logvar=-1.0)
+    agent = AGENTS[1]  # 6 iterations of 40 candidates in chunks: every table index is read
+    got = {}
+    for limit in (flat_loop.PREDRAW_BYTES, 0):
+        monkeypatch.setattr(flat_loop, "PREDRAW_BYTES", limit)
+        flat = _cem_ts(CHUNKED, propagation, stepped=True)  # traced anew under this limit
+        got[limit] = flat(jax.random.key(21), state, obs, agent)
+    (plan_pre, info_pre), (plan_tick, info_tick) = got.values()
+    np.testing.assert_allclose(plan_pre, plan_tick, atol=1e-6)
+    np.testing.assert_allclose(info_pre["best_cost"], info_tick["best_cost"], rtol=1e-6)
+
+
 def test_cem_trajectory_vmap_over_agents(cem_ts):
     agents = [
         HP,

@@ -269,6 +269,7 @@ def make_cem(config: CEMConfig) -> CEM:
                 num_chunks=num_chunks,
                 chunk=chunk,
                 padded_p=padded_p,
+                max_iterations=max_i,
             )
         else:
 

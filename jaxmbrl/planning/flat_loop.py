@@ -7,11 +7,13 @@ largest product, and a population sorted by that product (`jaxmbrl.population`) 
 of similar work together. One tick is one model step of one chunk: t == 0 samples the
 chunk's candidates and starts its rollout, t == horizon - 1 stores its costs, the last tick
 of an iteration updates the CEM distribution. Alone these are real `lax.cond` branches;
-under vmap they become selects (computed every tick, kept where due).
+under vmap they become selects (computed every tick, kept where due). A small table of the
+rollout noise is drawn before the loop instead of tick by tick (`PREDRAW_BYTES`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -24,10 +26,21 @@ class SteppedCost(NamedTuple):
 
     # start(key, actions [C, max_horizon, A], first) -> carry; row i is candidate first + i
     start: Callable[[jax.Array, jax.Array, jax.Array], Any]
-    # step(carry, t) -> carry after step t (steps 0 .. horizon - 1 are run, in order)
-    step: Callable[[Any, jax.Array], Any]
+    # step(carry, t, eps=None) -> carry after step t (steps 0 .. horizon - 1 are run, in
+    # order); eps: step t's noise for the carry's rows, a slice of `noise`'s table
+    step: Callable[..., Any]
     # costs(carry) -> [C]
     costs: Callable[[Any], jax.Array]
+    # noise(key, actions [C, max_horizon, A]) -> [max_horizon, M, C, ...]: every step's noise
+    # for candidates 0 .. C - 1 of a rollout started with `key`, as step draws it; None: none
+    noise: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+
+
+# The rollout noise of every (iteration, step, candidate) is drawn before the loop, as one
+# batch, when its table is at most this big (the small presets: a fifth of their op time was
+# small per-tick draws); otherwise each tick draws its own. Before the loop, not in the t == 0
+# branch: under vmap that branch is a select that would draw the horizon's noise every tick.
+PREDRAW_BYTES = 4 << 20
 
 
 def run(
@@ -43,6 +56,7 @@ def run(
     num_chunks: jax.Array,
     chunk: int,
     padded_p: int,
+    max_iterations: int | None = None,
 ) -> tuple[jax.Array, ...]:
     """CEM's iterations as one loop of iterations x num_chunks x horizon ticks.
 
@@ -56,6 +70,8 @@ def run(
       mean0, init_var: [H, A] initial mean and variance.
       horizon, iterations, num_chunks: traced trip counts of one agent.
       chunk, padded_p: static chunk size and num_chunks_max x chunk.
+      max_iterations: static bound of `iterations`; with it, a cost's noise table of at
+        most PREDRAW_BYTES is drawn before the loop (the same numbers as per tick).
 
     Returns:
       (mean, var, plan, best cost, mean elite cost) after the last iteration.
@@ -67,6 +83,15 @@ def run(
     costs0 = jnp.full((padded_p,), jnp.inf, jnp.float32)
     init = (jnp.asarray(0, jnp.int32), mean0, init_var, cands0, costs0, rollout0)
     init += (mean0, inf, inf)
+    def iteration_keys(it):  # (sample key, cost key) of iteration `it`
+        return jax.random.split(jax.random.fold_in(key, it))
+
+    table = None
+    if cost.noise is not None and max_iterations is not None:
+        shape = jax.eval_shape(cost.noise, key, cands0).shape
+        if max_iterations * math.prod(shape) * 4 <= PREDRAW_BYTES:
+            cost_keys = jax.vmap(lambda it: iteration_keys(it)[1])(jnp.arange(max_iterations))
+            table = jax.vmap(cost.noise, (0, None))(cost_keys, cands0)  # [I, H, M, P, ...]
 
     def body(carry):
         tick, mean, var, cands, costs, rollout, plan, best, elite_cost = carry
@@ -76,14 +101,18 @@ def run(
 
         def start(args):
             # Keys derived here, not every tick: alone this branch runs once per chunk.
-            sample_key, cost_key = jax.random.split(jax.random.fold_in(key, it))
+            sample_key, cost_key = iteration_keys(it)
             cands, _ = args
             chunk_cands = sample_rows(sample_key, mean, var, first, chunk)
             cands = jax.lax.dynamic_update_slice_in_dim(cands, chunk_cands, first, 0)
             return cands, cost.start(cost_key, chunk_cands, first)
 
         cands, rollout = jax.lax.cond(t == 0, start, lambda args: args, (cands, rollout))
-        rollout = cost.step(rollout, t)
+        if table is None:
+            rollout = cost.step(rollout, t)
+        else:
+            at_step = table[it, t]  # [M, padded_p, ...]
+            rollout = cost.step(rollout, t, jax.lax.dynamic_slice_in_dim(at_step, first, chunk, 1))
         costs = jax.lax.cond(
             t == horizon - 1,
             lambda c: jax.lax.dynamic_update_slice_in_dim(

@@ -56,10 +56,14 @@ class TrajectorySteps(NamedTuple):
 
     # start(key, obs [O], actions [P, max_horizon, A], first) -> RolloutCarry
     start: Callable[[jax.Array, jax.Array, jax.Array, jax.Array], RolloutCarry]
-    # step(model_state, carry, t) -> carry after step t
-    step: Callable[[Any, RolloutCarry, jax.Array], RolloutCarry]
+    # step(model_state, carry, t, eps=None) -> carry after step t; eps [M, P*G, T]: step t's
+    # noise for the carry's candidates, drawn here if None
+    step: Callable[..., RolloutCarry]
     # returns(carry) -> [P, num_particles] summed rewards (column j = particle j)
     returns: Callable[[RolloutCarry], jax.Array]
+    # noise(key, count, T) -> [max_horizon, M, count, G, T]: every step's eps for candidates
+    # 0 .. count - 1 of a rollout started with `key` (the bits step draws); None: expectation
+    noise: Callable[[jax.Array, int, int], jax.Array] | None
 
 
 def make_trajectory_steps(
@@ -119,7 +123,14 @@ def make_trajectory_steps(
             alive=jnp.ones((num_m, rows), bool),
         )
 
-    def step(model_state, carry: RolloutCarry, t) -> RolloutCarry:
+    def noise(key, count, target_dim):
+        def at(t):
+            noise_key, _ = jax.random.split(jax.random.fold_in(key, t))
+            return candidate_noise(noise_key, jnp.asarray(0, jnp.int32), (count, target_dim))
+
+        return jax.vmap(at)(jnp.arange(max_horizon))
+
+    def step(model_state, carry: RolloutCarry, t, eps=None) -> RolloutCarry:
         cur_obs, total, alive = carry.obs, carry.total, carry.alive
         _, num_cands, act_dim = carry.actions.shape
         rows = num_cands * per_model
@@ -139,7 +150,8 @@ def make_trajectory_steps(
         if propagation == "expectation":
             target = mean
         else:
-            eps = candidate_noise(noise_key, carry.first, (num_cands, mean.shape[-1]))
+            if eps is None:
+                eps = candidate_noise(noise_key, carry.first, (num_cands, mean.shape[-1]))
             target = mean + std * eps.reshape(mean.shape)
         next_obs = obs_postprocess(cur_obs, target)
         reward = reward_fn(cur_obs, act, next_obs)
@@ -156,7 +168,8 @@ def make_trajectory_steps(
         total = jnp.transpose(carry.total.reshape(num_m, num_cands, per_model), (1, 2, 0))
         return total.reshape(num_cands, num_particles)
 
-    return TrajectorySteps(start=start, step=step, returns=returns)
+    noise_fn = None if propagation == "expectation" else noise
+    return TrajectorySteps(start=start, step=step, returns=returns, noise=noise_fn)
 
 
 def make_stepped_trajectory_cost(
@@ -204,10 +217,18 @@ def make_stepped_trajectory_cost(
             cost = -jnp.mean(steps.returns(carry), axis=1)
             return jnp.where(jnp.isfinite(cost), cost, NONFINITE_COST)
 
+        def noise(key, actions):
+            # The model's target width, from shapes only (no forward pass is run).
+            rows = jax.ShapeDtypeStruct((num_models, 1, obs.shape[0]), jnp.float32)
+            acts = jax.ShapeDtypeStruct((num_models, 1, actions.shape[2]), jnp.float32)
+            target_dim = jax.eval_shape(model_fn, model_state, rows, acts)[0].shape[-1]
+            return steps.noise(key, actions.shape[0], target_dim)
+
         return SteppedCost(
             start=lambda key, actions, first: steps.start(key, obs, actions, first),
-            step=lambda carry, t: steps.step(model_state, carry, t),
+            step=lambda carry, t, eps=None: steps.step(model_state, carry, t, eps),
             costs=costs,
+            noise=None if steps.noise is None else noise,
         )
 
     return bind
