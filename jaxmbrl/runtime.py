@@ -65,8 +65,8 @@ def unroll_threefry() -> bool:
     accelerators unrolled. PETS draws small batches of random numbers on every planning
     step, and on the CPU each rolled loop's per-trip fixed cost (a thunk per op, buffer
     copies, thread hand-offs) dominated the small presets: unrolled, the same bits come
-    from one fused loop (tiny preset: 1.2x per planned trial, compile time unchanged;
-    BUILD_NOTES, issue 20). The rule is JAX's own accelerator lowering, reached through
+    from one fused loop (tiny preset: 1.21x per planning step, `benchmarks.throughput
+    --compare`; BUILD_NOTES, issue 20). The rule is JAX's own accelerator lowering, reached through
     private API, hence guarded: where it moved, nothing changes and False is returned.
     """
     try:

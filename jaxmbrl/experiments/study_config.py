@@ -80,7 +80,7 @@ _SCALE_SETTINGS = {
     # cartpole, cpu preset (full 200-step trials), 10 trials: Hyperband (R = 10, eta = 3)
     # 74 member-trials, 7 slots; random search gives 7 configurations x 3 seeds = 21 at the
     # budgets 1, 3, 10 for Spearman. 5 x 3 x ~72 member-trials of tuning and 5 x 70 of
-    # replays on a new seed, 5 x ~70 on cartpole_gear10: ~35 minutes cold on 2 cores
+    # replays on a new seed, 5 x ~70 on cartpole_gear10: 31 minutes cold on 2 cores
     # (BUILD_NOTES.md, "The study on a CPU"). The transfer env is the cart-pole with a 10x
     # motor gear (other dynamics, same reward), which this preset learns in 10 trials;
     # reacher costs ~5x cart-pole's time a step here and its default does not learn.

@@ -83,13 +83,14 @@ def run(
     costs0 = jnp.full((padded_p,), jnp.inf, jnp.float32)
     init = (jnp.asarray(0, jnp.int32), mean0, init_var, cands0, costs0, rollout0)
     init += (mean0, inf, inf)
+
     def iteration_keys(it):  # (sample key, cost key) of iteration `it`
         return jax.random.split(jax.random.fold_in(key, it))
 
     table = None
     if cost.noise is not None and max_iterations is not None:
-        shape = jax.eval_shape(cost.noise, key, cands0).shape
-        if max_iterations * math.prod(shape) * 4 <= PREDRAW_BYTES:
+        one = jax.eval_shape(cost.noise, key, cands0)  # one iteration's table
+        if max_iterations * math.prod(one.shape) * one.dtype.itemsize <= PREDRAW_BYTES:
             cost_keys = jax.vmap(lambda it: iteration_keys(it)[1])(jnp.arange(max_iterations))
             table = jax.vmap(cost.noise, (0, None))(cost_keys, cands0)  # [I, H, M, P, ...]
 

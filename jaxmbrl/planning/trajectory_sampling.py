@@ -93,6 +93,10 @@ def make_trajectory_steps(
         )
     num_m, per_model = num_models, num_particles // num_models
 
+    def step_keys(key, t):
+        # (noise key, permutation key) of step t: one derivation for `step` and `noise`.
+        return jax.random.split(jax.random.fold_in(key, t))
+
     def candidate_keys(key, first, num_cands):
         return jax.vmap(jax.random.fold_in, (None, 0))(key, first + jnp.arange(num_cands))
 
@@ -125,7 +129,7 @@ def make_trajectory_steps(
 
     def noise(key, count, target_dim):
         def at(t):
-            noise_key, _ = jax.random.split(jax.random.fold_in(key, t))
+            noise_key, _ = step_keys(key, t)
             return candidate_noise(noise_key, jnp.asarray(0, jnp.int32), (count, target_dim))
 
         return jax.vmap(at)(jnp.arange(max_horizon))
@@ -134,7 +138,7 @@ def make_trajectory_steps(
         cur_obs, total, alive = carry.obs, carry.total, carry.alive
         _, num_cands, act_dim = carry.actions.shape
         rows = num_cands * per_model
-        noise_key, perm_key = jax.random.split(jax.random.fold_in(carry.key, t))
+        noise_key, perm_key = step_keys(carry.key, t)
         if propagation == "ts_1":
             perm = candidate_permutation(perm_key, carry.first, num_cands)
             regroup = lambda x: x.reshape((num_m, num_cands, per_model) + x.shape[2:])

@@ -18,11 +18,12 @@ import json
 import os
 import re
 
+RANDOM = "random numbers"
 # (kind, pattern searched in the HLO instruction's name, then in its JAX op_name); the
 # first match wins, so a matmul inside the training's backward pass counts as training.
 KINDS = (
     ("physics (MJX)", r"rungekutta|/step/forward|mjx|fwd_position|fwd_velocity|/solve/"),
-    ("random numbers", r"threefry|_uniform|_normal|erf_inv|random_bits|random_split|fold_in"),
+    (RANDOM, r"threefry|_uniform|_normal|erf_inv|random_bits|random_split|fold_in"),
     ("model training", r"jvp\(|transpose\(|adam|optax"),
     ("sorting (elites)", r"sort|top_k"),
     ("model matmuls", r"ynn_fusion|dot|convolution|dot_general"),
@@ -128,7 +129,7 @@ def summarize(trace_path: str, hlo_text: str, top: int = 12) -> dict:
     kinds: dict[str, float] = collections.Counter()
     rows = []
     for op, (t, n) in times.items():
-        kind = "random numbers" if op in hashing else kind_of(op, names.get(op, ""))
+        kind = RANDOM if op in hashing else kind_of(op, names.get(op, ""))
         kinds[kind] += t
         rows.append(dict(op=op, jax_op=names.get(op, ""), kind=kind, ms=t / 1e3, executions=n))
     rows.sort(key=lambda r: -r["ms"])
